@@ -1,0 +1,92 @@
+"""Device discovery and selection (``devices=`` and ``CLNN_DEVICES``).
+
+Selectors follow pyopencl's PYOPENCL_TEST syntax,
+``platform-substring[:device-substring[,device-substring]]``, several joined
+by ``;``, matched case-insensitively on names, never on positions. A backend
+name (``opencl``, ``cuda``) or a full device id also selects. ``all``,
+``cpu``, ``gpu`` and ``accelerator`` select by kind. Within one selector, a
+physical device reached through two drivers is kept once (the built-in
+backend and the newest platform win); simulators only come when named.
+"""
+
+import os
+
+from ..errors import DeviceError
+from .backend import backends
+from .opencl import SIMULATOR_PLATFORMS
+
+KIND_SELECTORS = {"all": None, "cpu": "cpu", "gpu": "gpu", "accelerator": "accelerator"}
+
+
+def all_devices():
+    """Every device of every backend, simulators and duplicates included."""
+    found = []
+    for backend in backends().values():
+        found.extend(backend.devices())
+    return found
+
+
+def _is_simulator(device):
+    return any(s in device.platform.lower() for s in SIMULATOR_PLATFORMS)
+
+
+def _preference(device):
+    return (device.backend != "opencl", tuple(-x for x in device.platform_version), device.id)
+
+
+def _deduplicate(devices):
+    """Keep each physical device once: where it shows on several platforms,
+    only the preferred platform's devices stay (one platform may still hold
+    several devices on one CPU, as PoCL's POCL_DEVICES does on purpose)."""
+    best_platform = {}
+    for d in sorted(devices, key=_preference):
+        best_platform.setdefault(d.identity, d.platform_key)
+    return [d for d in devices if best_platform[d.identity] == d.platform_key]
+
+
+def _match(item, found):
+    item_l = item.lower()
+    for d in found:
+        if d.id.lower() == item_l:
+            return [d]
+    if item_l in KIND_SELECTORS:
+        kind = KIND_SELECTORS[item_l]
+        return _deduplicate([d for d in found if not _is_simulator(d) and kind in (None, d.kind)])
+    platform_part, _, device_part = item_l.partition(":")
+    names = [s for s in device_part.split(",") if s]
+    backend_names = {d.backend for d in found}
+    if platform_part in backend_names:
+        on_platform = [d for d in found if d.backend == platform_part]
+    else:
+        on_platform = [d for d in found if platform_part in d.platform.lower()]
+    matched = [d for d in on_platform if not names or any(n in d.name.lower() for n in names)]
+    return _deduplicate(matched)
+
+
+def describe(found):
+    if not found:
+        return "no devices at all (is an OpenCL driver installed? pip install 'clnn[pocl]' brings PoCL)"
+    return "; ".join(f"{d.id} = {d.name!r} on {d.platform!r}" for d in found)
+
+
+def select(selector=None):
+    """The devices a session uses: ``selector`` (a string, or a list of
+    Devices or ids) or else CLNN_DEVICES or else ``"all"``."""
+    if selector is None:
+        selector = os.environ.get("CLNN_DEVICES", "").strip() or "all"
+    found = all_devices()
+    if isinstance(selector, str):
+        items = [s.strip() for s in selector.split(";") if s.strip()]
+    else:
+        items = [getattr(s, "id", s) for s in selector]
+    if not items:
+        raise DeviceError(f"empty device selector {selector!r}; devices: {describe(found)}")
+    chosen = []
+    for item in items:
+        if not isinstance(item, str):
+            raise DeviceError(f"device selector {item!r} is neither a string nor a clnn.Device")
+        matched = _match(item, found)
+        if not matched:
+            raise DeviceError(f"device selector {item!r} matches no device; devices: {describe(found)}")
+        chosen.extend(d for d in matched if d not in chosen)
+    return chosen

@@ -1,0 +1,147 @@
+"""A run compiled once and replayed: commands on device queues with the
+exact dependencies between them, and the bookkeeping that decides which
+boxes of which tensor must cross between contexts.
+
+Building a schedule walks the layers once; each run then only enqueues the
+commands in order, each with ``wait_for`` on the events it depends on (events
+of another context come through the bridge), so the whole run is on the
+devices before the host waits for anything.
+"""
+
+from dataclasses import dataclass, field
+
+from .box import subtract_all
+from .errors import DeviceError
+from .runtime.bridge import BRIDGE
+
+HOST = "host"
+
+
+@dataclass
+class Command:
+    context: object
+    device: object
+    enqueue: object          # callable(wait_for) -> event
+    deps: tuple
+    kind: str                # "kernel", "to_host", "to_device"
+    label: str
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def queue(self):
+        return self.context.queue(self.device)
+
+
+class Schedule:
+    def __init__(self):
+        self.commands = []
+
+    def add(self, context, device, enqueue, deps, kind, label, **detail):
+        self.commands.append(Command(context, device, enqueue, tuple(sorted(set(deps))),
+                                     kind, label, detail))
+        return len(self.commands) - 1
+
+    def run(self):
+        """Enqueue every command; returns their events (by index)."""
+        events = [None] * len(self.commands)
+        forwarded = {}
+        for index, command in enumerate(self.commands):
+            wait_for = []
+            for dep in command.deps:
+                source = self.commands[dep]
+                if source.context is command.context:
+                    wait_for.append(events[dep])
+                    continue
+                key = (dep, id(command.context))
+                if key not in forwarded:
+                    forwarded[key] = BRIDGE.forward(events[dep], source.queue, command.context)
+                wait_for.append(forwarded[key])
+            try:
+                events[index] = command.enqueue(wait_for)
+            except Exception as exc:
+                raise DeviceError(f"enqueueing {command.kind} {command.label} on {command.device} "
+                                  f"failed: {exc}") from exc
+        for context in {id(c.context): c.context for c in self.commands}.values():
+            for device in context.devices:
+                context.queue(device).flush()
+        return events
+
+
+@dataclass
+class _Valid:
+    box: object
+    location: object         # HOST or a discrete context
+    command: object          # index of the command that made it valid, or None
+    device: object           # the device whose queue that command ran on
+
+
+class Coherence:
+    """Tracks, while a schedule is built, where each box of each tensor is
+    valid, and adds the copies that make a box valid where it is read.
+
+    Locations are the host (the tensors' homes, which unified contexts use in
+    place) and each discrete context's resident buffers. A box crosses only
+    when a reader needs it and it is not already where the reader is.
+    """
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+        self._valid = {}
+
+    @staticmethod
+    def location(context):
+        return HOST if context.unified else context
+
+    def host_wrote(self, tensor, box):
+        """The host filled ``box`` of the home before the run."""
+        self._valid.setdefault(tensor, []).append(_Valid(box, HOST, None, None))
+
+    def wrote(self, tensor, box, context, device, command):
+        self._valid.setdefault(tensor, []).append(
+            _Valid(box, self.location(context), command, device))
+
+    def need(self, tensor, box, context, device):
+        """Commands that a reader of ``box`` on ``device`` must wait for,
+        after adding whatever copies bring the box there."""
+        return self._need(tensor, box, self.location(context), context, device)
+
+    def need_on_host(self, tensor, box):
+        return self._need(tensor, box, HOST, None, None)
+
+    def _need(self, tensor, box, location, context, device):
+        records = self._valid.get(tensor, [])
+        here = [r for r in records if r.location is location and r.box.intersect(box)]
+        deps = [r.command for r in here if r.command is not None]
+        for piece in subtract_all(box, [r.box for r in here]):
+            if location is HOST:
+                deps.extend(self._fetch_to_host(tensor, piece, records))
+            else:
+                host_deps = self._need(tensor, piece, HOST, None, None)
+                command = self.schedule.add(
+                    context, device,
+                    lambda wait_for, t=tensor, p=piece, c=context, d=device:
+                        t.copy(c, c.queue(d), p, False, wait_for),
+                    host_deps, "to_device", f"{tensor.name} {piece}", tensor=tensor.name,
+                    box=str(piece), bytes=piece.count(tensor.shape[3]) * 4)
+                records.append(_Valid(piece, location, command, device))
+                deps.append(command)
+        return deps
+
+    def _fetch_to_host(self, tensor, piece, records):
+        deps, missing = [], [piece]
+        for r in [r for r in records if r.location is not HOST]:
+            parts = [p for p in (m.intersect(r.box) for m in missing) if p is not None]
+            for part in parts:
+                command = self.schedule.add(
+                    r.location, r.device,
+                    lambda wait_for, t=tensor, p=part, c=r.location, d=r.device:
+                        t.copy(c, c.queue(d), p, True, wait_for),
+                    [r.command] if r.command is not None else [], "to_host",
+                    f"{tensor.name} {part}", tensor=tensor.name, box=str(part),
+                    bytes=part.count(tensor.shape[3]) * 4)
+                records.append(_Valid(part, HOST, command, r.device))
+                deps.append(command)
+            missing = subtract_all(piece, [r.box for r in records if r.location is HOST])
+        if missing:
+            raise DeviceError(f"{tensor.name} {piece} is read before any device wrote it")
+        return deps

@@ -1,0 +1,34 @@
+/* Shared by every clnn kernel.
+ *
+ * Tensors are NCHW float32. A tensor argument is a buffer plus two ints:
+ * the element offset of its first item and its batch stride. That covers a
+ * whole tensor (offset 0, stride C*H*W), a channel slice of a bigger one
+ * that a Concat writes into (offset c0*H*W, stride Ctotal*H*W) and a batch
+ * broadcast (stride 0).
+ *
+ * Every kernel computes one box of its output: batch items n0.., channels
+ * c0.., rows h0.., all columns; the host passes the box's origin and extent.
+ */
+#define CLNN_TENSOR(name) __global float *name, const int name##_off, const int name##_ns
+#define CLNN_CTENSOR(name) __global const float *name, const int name##_off, const int name##_ns
+#define CLNN_AT(name, n, c, h, w, H, W) (name##_off + (n) * name##_ns + ((c) * (H) + (h)) * (W) + (w))
+
+/* Fused activations, picked per layer by an int argument. */
+#define CLNN_ACT_NONE 0
+#define CLNN_ACT_RELU 1
+#define CLNN_ACT_LEAKY 2   /* alpha: negative slope */
+#define CLNN_ACT_CLIP 3    /* alpha, beta: bounds (ReLU6 is 0, 6) */
+#define CLNN_ACT_SIGMOID 4
+#define CLNN_ACT_TANH 5
+
+inline float clnn_act(float x, const int act, const float alpha, const float beta)
+{
+    switch (act) {
+    case CLNN_ACT_RELU: return fmax(x, 0.0f);
+    case CLNN_ACT_LEAKY: return x >= 0.0f ? x : alpha * x;
+    case CLNN_ACT_CLIP: return fmin(fmax(x, alpha), beta);
+    case CLNN_ACT_SIGMOID: return 1.0f / (1.0f + exp(-x));
+    case CLNN_ACT_TANH: return tanh(x);
+    default: return x;
+    }
+}

@@ -1,0 +1,41 @@
+/* Elementwise layers: out = act(a OP b) over one box of the output.
+ * b is a tensor of a's shape (its batch stride may be 0 to broadcast over
+ * the batch), one value per channel, or one scalar. OP_NONE ignores b, which
+ * makes standalone activations. */
+#include "clnn_common.h"
+
+#define OP_NONE 0
+#define OP_ADD 1
+#define OP_SUB 2
+#define OP_MUL 3
+#define OP_DIV 4
+
+#define B_TENSOR 0
+#define B_CHANNEL 1
+#define B_SCALAR 2
+
+__kernel void clnn_eltwise_box(CLNN_TENSOR(out), CLNN_CTENSOR(a), CLNN_CTENSOR(b),
+                               const int op, const int bmode, const int act,
+                               const float alpha, const float beta,
+                               const int H, const int W,
+                               const int n0, const int c0, const int h0,
+                               const int bc, const int bh, const int count)
+{
+    const int i = get_global_id(0);
+    if (i >= count)
+        return;
+    const int w = i % W;
+    int r = i / W;
+    const int h = h0 + r % bh;
+    r /= bh;
+    const int c = c0 + r % bc;
+    const int n = n0 + r / bc;
+    const float x = a[CLNN_AT(a, n, c, h, w, H, W)];
+    float y = x;
+    if (op != OP_NONE) {
+        const float v = bmode == B_TENSOR ? b[CLNN_AT(b, n, c, h, w, H, W)]
+                      : bmode == B_CHANNEL ? b[b_off + c] : b[b_off];
+        y = op == OP_ADD ? x + v : op == OP_SUB ? x - v : op == OP_MUL ? x * v : x / v;
+    }
+    out[CLNN_AT(out, n, c, h, w, H, W)] = clnn_act(y, act, alpha, beta);
+}
