@@ -1,12 +1,11 @@
 """Finds the OpenCL C sources of kernels/ and expands their includes.
 
-Installed, kernels/ is the data package clnn.kernels; in a source checkout
+Installed, kernels/ is the data package clnn/kernels; in a source checkout
 (PYTHONPATH pointing at it) it is the folder beside the package.
 """
 
 import functools
 import re
-from importlib import resources
 from pathlib import Path
 
 from ..errors import DeviceError
@@ -16,16 +15,12 @@ _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)
 
 @functools.lru_cache(maxsize=1)
 def kernel_dir():
-    try:
-        folder = resources.files("clnn.kernels")
-        if folder.is_dir():
-            return Path(str(folder))
-    except ModuleNotFoundError:
-        pass
-    folder = Path(__file__).resolve().parents[2] / "kernels"
-    if not folder.is_dir():
-        raise DeviceError(f"clnn's kernel sources are missing (looked in {folder})")
-    return folder
+    package = Path(__file__).resolve().parents[1]
+    candidates = (package / "kernels", package.parent / "kernels")
+    for folder in candidates:
+        if (folder / "clnn_common.h").is_file():
+            return folder
+    raise DeviceError(f"clnn's kernel sources are missing (looked in {', '.join(map(str, candidates))})")
 
 
 def source_names():

@@ -1,0 +1,203 @@
+"""Runs a model under a plan on its devices: storage for every tensor, the
+weights in every context that needs them, and the run compiled once into a
+schedule that each call replays.
+"""
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .box import Box
+from .errors import DeviceError, InputError
+from .graph import external
+from .ops.base import OUT, In, Param, Profile
+from .runtime import contexts_for
+from .runtime.memory import SharedTensor
+from .schedule import Coherence, Schedule
+
+
+@dataclass(frozen=True)
+class View:
+    """A tensor as a part of its storage: a channel range of it (a Concat
+    input written in place) or all of it reshaped (Flatten)."""
+    storage: str
+    shape: tuple
+    c_offset: int = 0
+    reshaped: bool = False
+
+    def storage_box(self, box, storage_shape):
+        if self.reshaped:
+            return Box(box.n0, box.n1, 0, storage_shape[1], 0, storage_shape[2])
+        return box.shifted_channels(self.c_offset)
+
+    def kernel_args(self, buffer, storage_shape):
+        _, c, h, w = storage_shape
+        plane = self.shape[2] * self.shape[3]
+        return [buffer, np.int32(self.c_offset * plane), np.int32(c * h * w)]
+
+
+def plan_storage(model):
+    """Which storage each tensor lives in. Concat inputs written in place become
+    channel ranges of the Concat's storage; views share their source's."""
+    parent = {}
+    for layer in reversed(model.layers):
+        for index, offset in layer.in_place_inputs():
+            parent[layer.inputs[index]] = (layer.name, offset)
+    views = {}
+
+    def resolve(name):
+        if name in views:
+            return views[name]
+        shape = model.shapes[name]
+        layer = model.producer.get(name)
+        if name in parent:
+            owner, offset = parent[name]
+            base = resolve(owner)
+            view = View(base.storage, shape, base.c_offset + offset)
+        elif layer is not None and layer.is_view and not layer.in_place_inputs():
+            view = View(resolve(layer.inputs[0]).storage, shape, reshaped=True)
+        else:
+            view = View(name, shape)
+        views[name] = view
+        return view
+
+    for name in model.shapes:
+        resolve(name)
+    return views
+
+
+class Executor:
+    def __init__(self, model, plan, devices, layout=None, memory=None):
+        self.model = model
+        self.plan = plan
+        self.devices = {d.id: d for d in devices}
+        self.contexts = contexts_for(list(devices), layout=layout, memory=memory)
+        self.context_of = {d.id: c for c in self.contexts for d in c.devices}
+        self.views = plan_storage(model)
+        self.storages = {v.storage: SharedTensor(model.shapes[v.storage], self.contexts, v.storage)
+                         for v in self.views.values()}
+        self._params = {}
+        self._lock = threading.Lock()
+        self.schedule = Schedule()
+        self._compile()
+
+    def _storage(self, tensor):
+        return self.storages[self.views[tensor].storage]
+
+    def _compile(self):
+        coherence = Coherence(self.schedule)
+        for name in self.model.input_names:
+            storage = self._storage(name)
+            coherence.host_wrote(storage, storage.whole())
+        for layer in self.model.layers:
+            if layer.is_view:
+                continue
+            for device_id, box in self.plan.slices(layer):
+                self._compile_slice(coherence, layer, self.devices[device_id], box)
+        self._finals = []
+        for name in self.model.output_names:
+            storage = self._storage(name)
+            self._finals.extend(coherence.need_on_host(storage, self._storage_box(name, Box.whole(
+                self.model.shapes[name]))))
+
+    def _storage_box(self, tensor, box):
+        view = self.views[tensor]
+        return view.storage_box(box, self.storages[view.storage].shape)
+
+    def _compile_slice(self, coherence, layer, device, box):
+        context = self.context_of[device.id]
+        deps = []
+        for index, tensor in enumerate(layer.inputs):
+            needed = layer.input_box(box, index)
+            if needed is not None and not needed.empty:
+                deps += coherence.need(self._storage(tensor), self._storage_box(tensor, needed),
+                                       context, device)
+        profile = Profile.of(device)
+        command = None
+        for launch in layer.launches(profile, box):
+            kernel = context.kernel(launch.source, launch.kernel, launch.options)
+            args = self._bind(launch.args, layer, context, profile)
+            command = self.schedule.add(
+                context, device,
+                lambda wait_for, c=context, d=device, k=kernel, g=launch.global_size, loc=launch.local_size,
+                a=args: c.launch(c.queue(d), k, g, loc, a, wait_for),
+                deps, "kernel", layer.name, layer=layer.name, op=layer.op, box=str(box),
+                flops=layer.flops() * box.count(layer.out_shape[3]) // max(
+                    Box.whole(layer.out_shape).count(layer.out_shape[3]), 1))
+            deps = [command]
+        if command is not None:
+            coherence.wrote(self._storage(layer.name), self._storage_box(layer.name, box), context,
+                            device, command)
+
+    def _bind(self, args, layer, context, profile):
+        bound = []
+        for arg in args:
+            if isinstance(arg, In) or arg is OUT:
+                tensor = layer.name if arg is OUT else layer.inputs[arg.index]
+                storage = self._storage(tensor)
+                bound += self.views[tensor].kernel_args(storage.buffer(context), storage.shape)
+            elif isinstance(arg, Param):
+                bound.append(self._layer_params(layer, context, profile)[arg.name])
+            else:
+                bound.append(arg)
+        return bound
+
+    def _layer_params(self, layer, context, profile):
+        key = (layer.name, id(context), profile)
+        if key not in self._params:
+            buffers = {}
+            for name, array in layer.params(profile).items():
+                buffers[name] = context.alloc(array.nbytes)
+                context.upload(buffers[name], array)
+            self._params[key] = buffers
+        return self._params[key]
+
+    # running ---------------------------------------------------------------------
+    def run(self, feeds):
+        """``feeds``: {input name: float32 array of the model's shape}; returns
+        the outputs in model order."""
+        with self._lock:
+            for name, array in feeds.items():
+                self._storage(name).home[...] = array.reshape(self.model.shapes[name])
+            events = self.schedule.run()
+            try:
+                for context in self.contexts:
+                    for device in context.devices:
+                        context.queue(device).finish()
+            except Exception as exc:
+                raise DeviceError(f"a run of {self.model.name!r} failed on the device: {exc}") from exc
+            self.last_events = events
+            return [self._read(name) for name in self.model.output_names]
+
+    def _read(self, name):
+        view = self.views[name]
+        storage = self.storages[view.storage]
+        if view.reshaped:
+            data = storage.home.reshape(view.shape)
+        else:
+            data = storage.home[:, view.c_offset:view.c_offset + view.shape[1]]
+        return np.array(data).reshape(external(view.shape, self.model.ranks[name]))
+
+
+def check_feeds(model, feeds):
+    """Validated float32 arrays for every model input, or InputError."""
+    if not isinstance(feeds, dict):
+        raise InputError(f"feeds must be a dict of input name to array, got {type(feeds).__name__}")
+    expected = {i.name: i for i in model.inputs}
+    unknown = [k for k in feeds if k not in expected]
+    if unknown:
+        raise InputError(f"unknown input {unknown[0]!r}; the model's inputs are {list(expected)}")
+    checked = {}
+    for name, info in expected.items():
+        if name not in feeds:
+            raise InputError(f"missing input {name!r} (float32, shape {list(info.shape)})")
+        value = feeds[name]
+        if not isinstance(value, np.ndarray):
+            raise InputError(f"input {name!r} must be a numpy array, got {type(value).__name__}")
+        if value.dtype != np.float32:
+            raise InputError(f"input {name!r} has dtype {value.dtype}; expected float32 (tensor(float))")
+        if value.shape != tuple(info.shape):
+            raise InputError(f"input {name!r} has shape {list(value.shape)}; expected {list(info.shape)}")
+        checked[name] = value
+    return checked

@@ -1,0 +1,136 @@
+"""clnn.Model: a DAG of layers with named inputs and outputs.
+
+Tensors inside a model are NCHW 4-D; a tensor that the outside sees as
+(N, F) (a Dense output, a flattened feature map) is held as (N, F, 1, 1) and
+keeps its outside rank for inputs and outputs.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ModelError
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A model input or output as onnxruntime describes it."""
+    name: str
+    shape: tuple
+    type: str = "tensor(float)"
+
+    @property
+    def dtype(self):
+        return np.float32
+
+
+def to4d(shape):
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 4:
+        return shape
+    if len(shape) == 2:
+        return shape + (1, 1)
+    if len(shape) == 3:
+        return shape + (1,)
+    raise ModelError(f"tensors of rank {len(shape)} ({shape}) are not supported; use rank 2, 3 or 4")
+
+
+def external(shape4, rank):
+    return tuple(shape4[:rank])
+
+
+class Model:
+    def __init__(self, inputs, layers, outputs, name="model"):
+        """``inputs``: {name: shape} (rank 2 or 4, batch first); ``layers``:
+        layers in any order; ``outputs``: names of the tensors to return."""
+        self.name = name
+        if not inputs:
+            raise ModelError(f"model {name!r} has no inputs")
+        self.input_names = list(inputs)
+        self.output_names = list(outputs)
+        self.shapes = {k: to4d(v) for k, v in inputs.items()}
+        self.ranks = {k: len(v) for k, v in inputs.items()}
+        self.layers = self._sorted(layers)
+        self.producer = {}
+        for layer in self.layers:
+            layer.bind([self.shapes[t] for t in layer.inputs])
+            self.shapes[layer.name] = layer.out_shape
+            self.ranks[layer.name] = layer.out_rank([self.ranks[t] for t in layer.inputs])
+            self.producer[layer.name] = layer
+        for out in self.output_names:
+            if out not in self.shapes:
+                raise ModelError(f"model output {out!r} is produced by no node")
+        self.consumers = {t: [] for t in self.shapes}
+        for layer in self.layers:
+            for t in layer.inputs:
+                self.consumers[t].append(layer)
+
+    def _sorted(self, layers):
+        """Topological order; every layer's output is the tensor named after it."""
+        names = [layer.name for layer in layers]
+        duplicates = {n for n in names if names.count(n) > 1} | (set(names) & set(self.input_names))
+        if duplicates:
+            raise ModelError(f"tensor names defined twice: {sorted(duplicates)}")
+        pending, done, order = list(layers), set(self.input_names), []
+        while pending:
+            ready = [layer for layer in pending if all(t in done for t in layer.inputs)]
+            if not ready:
+                layer = pending[0]
+                missing = [t for t in layer.inputs if t not in done and t not in names]
+                if missing:
+                    raise ModelError(f"{layer.op} node {layer.name!r} reads {missing[0]!r}, which no node "
+                                     "or model input produces")
+                raise ModelError(f"the graph has a cycle through {layer.op} node {layer.name!r}")
+            for layer in ready:
+                pending.remove(layer)
+                done.add(layer.name)
+                order.append(layer)
+        return order
+
+    # description ---------------------------------------------------------------
+    @property
+    def inputs(self):
+        return [TensorInfo(n, external(self.shapes[n], self.ranks[n])) for n in self.input_names]
+
+    @property
+    def outputs(self):
+        return [TensorInfo(n, external(self.shapes[n], self.ranks[n])) for n in self.output_names]
+
+    @property
+    def batch(self):
+        return self.shapes[self.input_names[0]][0]
+
+    def layer(self, name):
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def flops(self):
+        return sum(layer.flops() for layer in self.layers)
+
+    def param_count(self):
+        return sum(layer.param_count() for layer in self.layers)
+
+    def summary(self):
+        rows = [("layer", "op", "output", "params", "MFLOP")]
+        for layer in self.layers:
+            shape = "x".join(map(str, external(layer.out_shape, self.ranks[layer.name])))
+            rows.append((layer.name, layer.describe(), shape, f"{layer.param_count():,}",
+                         f"{layer.flops() / 1e6:.2f}"))
+        rows.append(("total", "", "", f"{self.param_count():,}", f"{self.flops() / 1e6:.2f}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = [f"model {self.name!r}: inputs " + ", ".join(
+            f"{i.name} {'x'.join(map(str, i.shape))}" for i in self.inputs)]
+        for k, row in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+            if k == 0 or k == len(rows) - 2:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def reference(self, feeds):
+        """Run the model with every layer's numpy reference (for tests)."""
+        values = {k: np.asarray(v, dtype=np.float32).reshape(self.shapes[k]) for k, v in feeds.items()}
+        for layer in self.layers:
+            values[layer.name] = layer.reference(*[values[t] for t in layer.inputs]).astype(np.float32)
+        return [values[n].reshape(external(self.shapes[n], self.ranks[n])) for n in self.output_names]
