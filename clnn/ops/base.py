@@ -51,6 +51,7 @@ class Launch:
 class Profile:
     """What kernels are tuned for: the device kind and its limits."""
     kind: str                   # "cpu" or "gpu" (accelerators take the gpu kernels)
+    compute_units: int = 1
     local_mem: int = 32768
     max_work_group: int = 256
 
@@ -59,7 +60,8 @@ class Profile:
         handle = device.handle
         local_mem = getattr(handle, "local_mem_size", 32768)
         max_wg = getattr(handle, "max_work_group_size", 256)
-        return cls("cpu" if device.kind == "cpu" else "gpu", int(local_mem), int(max_wg))
+        return cls("cpu" if device.kind == "cpu" else "gpu", device.compute_units, int(local_mem),
+                   int(max_wg))
 
 
 def i32(*values):
@@ -178,6 +180,11 @@ class Layer:
 
     def splittable(self, dim):
         return dim in self.split_dims and Box.whole(self.out_shape).range(dim)[1] > 1
+
+    def in_place_inputs(self):
+        """(input index, channel offset) of inputs that are written straight
+        into this layer's output (a Concat's); none for other layers."""
+        return []
 
     def granule(self, dim):
         """Slice boundaries along ``dim`` are rounded to multiples of this."""

@@ -163,7 +163,7 @@ class OpenCLContext(Context):
 
     def upload(self, buffer, array):
         cl.enqueue_copy(self._queues[self.devices[0].id], buffer,
-                        np.ascontiguousarray(array, dtype=np.float32), is_blocking=True)
+                        np.ascontiguousarray(array), is_blocking=True)
 
     def kernel(self, source, name, options=()):
         key = (source, tuple(options), name)

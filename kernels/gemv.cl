@@ -1,0 +1,59 @@
+/* Dense layers at small batch: out[n][m] = act(sum_k w[m][k] x[n][k] + b[m]).
+ * Their cost is reading the weights once, so these kernels stream each row
+ * of w once for every batch item of the box, with no tiling to waste. */
+#include "clnn_common.h"
+
+#ifndef LS
+#define LS 128
+#endif
+
+/* GPU: a work-group of LS work-items per output feature, reading the row
+ * coalesced and reducing in local memory. */
+__kernel __attribute__((reqd_work_group_size(LS, 1, 1)))
+void clnn_gemv_gpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const float *w,
+                   __global const float *bias, const int K, const int n0, const int bn,
+                   const int c0, const int act, const float alpha, const float beta,
+                   const int has_bias)
+{
+    __local float part[LS];
+    const int lid = get_local_id(0);
+    const int m = c0 + get_group_id(0);
+    __global const float *row = w + (size_t)m * K;
+    for (int n = n0; n < n0 + bn; n++) {
+        __global const float *xn = x + x_off + n * x_ns;
+        float s = 0.0f;
+        for (int k = lid; k < K; k += LS)
+            s = fma(row[k], xn[k], s);
+        part[lid] = s;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int half = LS / 2; half > 0; half >>= 1) {
+            if (lid < half)
+                part[lid] += part[lid + half];
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        if (lid == 0)
+            out[out_off + n * out_ns + m] = clnn_act(part[0] + (has_bias ? bias[m] : 0.0f), act, alpha, beta);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+
+/* CPU: a work-item per output feature, float8 dot products along K. */
+__kernel void clnn_gemv_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const float *w,
+                            __global const float *bias, const int K, const int n0, const int bn,
+                            const int c0, const int act, const float alpha, const float beta,
+                            const int has_bias)
+{
+    const int m = c0 + get_global_id(0);
+    __global const float *row = w + (size_t)m * K;
+    const int k8 = K / 8 * 8;
+    for (int n = n0; n < n0 + bn; n++) {
+        __global const float *xn = x + x_off + n * x_ns;
+        float8 s8 = 0.0f;
+        for (int k = 0; k < k8; k += 8)
+            s8 = fma(vload8(0, row + k), vload8(0, xn + k), s8);
+        float s = s8.s0 + s8.s1 + s8.s2 + s8.s3 + s8.s4 + s8.s5 + s8.s6 + s8.s7;
+        for (int k = k8; k < K; k++)
+            s = fma(row[k], xn[k], s);
+        out[out_off + n * out_ns + m] = clnn_act(s + (has_bias ? bias[m] : 0.0f), act, alpha, beta);
+    }
+}
