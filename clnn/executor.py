@@ -11,7 +11,7 @@ import numpy as np
 from .box import Box
 from .errors import DeviceError, InputError
 from .graph import external
-from .ops.base import OUT, In, Param, Profile
+from .ops.base import In, Out, Param, Profile
 from .runtime import contexts_for
 from .runtime.memory import SharedTensor
 from .schedule import Coherence, Schedule
@@ -133,10 +133,16 @@ class Executor:
     def _bind(self, args, layer, context, profile):
         bound = []
         for arg in args:
-            if isinstance(arg, In) or arg is OUT:
-                tensor = layer.name if arg is OUT else layer.inputs[arg.index]
-                storage = self._storage(tensor)
-                bound += self.views[tensor].kernel_args(storage.buffer(context), storage.shape)
+            if isinstance(arg, (In, Out)):
+                tensor = layer.name if isinstance(arg, Out) else layer.inputs[arg.index]
+                view = self.views[tensor]
+                storage = self.storages[view.storage]
+                triple = view.kernel_args(storage.buffer(context), storage.shape)
+                if isinstance(arg, Out):
+                    triple[1] += np.int32(arg.channel_offset * view.shape[2] * view.shape[3])
+                elif arg.broadcast_batch:
+                    triple[2] = np.int32(0)
+                bound += triple
             elif isinstance(arg, Param):
                 bound.append(self._layer_params(layer, context, profile)[arg.name])
             else:
@@ -152,6 +158,17 @@ class Executor:
                 context.upload(buffers[name], array)
             self._params[key] = buffers
         return self._params[key]
+
+    def poison(self):
+        """Fill every tensor that a layer writes with NaN, on the host and in
+        every discrete context, so that an element no kernel wrote shows."""
+        written = {v.storage for name, v in self.views.items() if name not in self.model.input_names}
+        for key in written:
+            storage = self.storages[key]
+            storage.home[...] = np.nan
+            for context in self.contexts:
+                if not context.unified:
+                    context.upload(storage.buffer(context), storage.home)
 
     # running ---------------------------------------------------------------------
     def run(self, feeds):

@@ -53,9 +53,10 @@ class Model:
         self.layers = self._sorted(layers)
         self.producer = {}
         for layer in self.layers:
-            layer.bind([self.shapes[t] for t in layer.inputs])
+            in_ranks = [self.ranks[t] for t in layer.inputs]
+            layer.bind([self.shapes[t] for t in layer.inputs], in_ranks)
             self.shapes[layer.name] = layer.out_shape
-            self.ranks[layer.name] = layer.out_rank([self.ranks[t] for t in layer.inputs])
+            self.ranks[layer.name] = layer.out_rank(in_ranks)
             self.producer[layer.name] = layer
         for out in self.output_names:
             if out not in self.shapes:
@@ -64,6 +65,10 @@ class Model:
         for layer in self.layers:
             for t in layer.inputs:
                 self.consumers[t].append(layer)
+        claimed = set()
+        for layer in self.layers:
+            if hasattr(layer, "decide_in_place"):
+                layer.decide_in_place(self, claimed)
 
     def _sorted(self, layers):
         """Topological order; every layer's output is the tensor named after it."""

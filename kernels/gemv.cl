@@ -12,7 +12,7 @@
 __kernel __attribute__((reqd_work_group_size(LS, 1, 1)))
 void clnn_gemv_gpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const float *w,
                    __global const float *bias, const int K, const int n0, const int bn,
-                   const int c0, const int act, const float alpha, const float beta,
+                   const int c0, const int bc, const int act, const float alpha, const float beta,
                    const int has_bias)
 {
     __local float part[LS];
@@ -26,9 +26,9 @@ void clnn_gemv_gpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const float *w,
             s = fma(row[k], xn[k], s);
         part[lid] = s;
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int half = LS / 2; half > 0; half >>= 1) {
-            if (lid < half)
-                part[lid] += part[lid + half];
+        for (int span = LS / 2; span > 0; span >>= 1) {
+            if (lid < span)
+                part[lid] += part[lid + span];
             barrier(CLK_LOCAL_MEM_FENCE);
         }
         if (lid == 0)
@@ -37,12 +37,16 @@ void clnn_gemv_gpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const float *w,
     }
 }
 
-/* CPU: a work-item per output feature, float8 dot products along K. */
+/* CPU: a work-item per output feature, float8 dot products along K (built
+ * from scalar loads, which compilers merge into unaligned vector loads; rows
+ * need not be 32-byte aligned). */
 __kernel void clnn_gemv_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const float *w,
                             __global const float *bias, const int K, const int n0, const int bn,
-                            const int c0, const int act, const float alpha, const float beta,
-                            const int has_bias)
+                            const int c0, const int bc, const int act, const float alpha,
+                            const float beta, const int has_bias)
 {
+    if (get_global_id(0) >= bc)
+        return;
     const int m = c0 + get_global_id(0);
     __global const float *row = w + (size_t)m * K;
     const int k8 = K / 8 * 8;
@@ -50,10 +54,12 @@ __kernel void clnn_gemv_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const fl
         __global const float *xn = x + x_off + n * x_ns;
         float8 s8 = 0.0f;
         for (int k = 0; k < k8; k += 8)
-            s8 = fma(vload8(0, row + k), vload8(0, xn + k), s8);
+            s8 += (float8)(row[k], row[k + 1], row[k + 2], row[k + 3], row[k + 4], row[k + 5], row[k + 6],
+                           row[k + 7]) *
+                  (float8)(xn[k], xn[k + 1], xn[k + 2], xn[k + 3], xn[k + 4], xn[k + 5], xn[k + 6], xn[k + 7]);
         float s = s8.s0 + s8.s1 + s8.s2 + s8.s3 + s8.s4 + s8.s5 + s8.s6 + s8.s7;
         for (int k = k8; k < K; k++)
-            s = fma(row[k], xn[k], s);
+            s += row[k] * xn[k];
         out[out_off + n * out_ns + m] = clnn_act(s + (has_bias ? bias[m] : 0.0f), act, alpha, beta);
     }
 }

@@ -19,16 +19,21 @@ ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clip": 3, "sigmoid": 4, "ta
 
 @dataclass(frozen=True)
 class In:
-    """Input tensor ``index`` of the layer: expands to buffer, offset, batch stride."""
+    """Input tensor ``index`` of the layer: expands to buffer, offset, batch
+    stride (0 with ``broadcast_batch``, for a batch-1 operand)."""
     index: int
+    broadcast_batch: bool = False
 
 
 @dataclass(frozen=True)
-class _Out:
-    """The layer's output tensor: expands to buffer, offset, batch stride."""
+class Out:
+    """The layer's output tensor: expands to buffer, offset, batch stride;
+    ``channel_offset`` moves it by whole channels (a Concat copying an input
+    into its place)."""
+    channel_offset: int = 0
 
 
-OUT = _Out()
+OUT = Out()
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,23 @@ class Profile:
         max_wg = getattr(handle, "max_work_group_size", 256)
         return cls("cpu" if device.kind == "cpu" else "gpu", device.compute_units, int(local_mem),
                    int(max_wg))
+
+
+# Fixed work-group sizes: PoCL compiles a kernel anew for every local size,
+# so a size chosen by the driver per launch would recompile per shape.
+FLAT_LOCAL = {"cpu": 64, "gpu": 256}
+
+
+def flat_launch(profile, count):
+    """(global, local) of a 1-D launch over ``count`` work-items."""
+    local = FLAT_LOCAL[profile.kind]
+    return (ceil_div(max(count, 1), local) * local,), (local,)
+
+
+def grid_launch(profile, sizes):
+    """(global, local) of a 3-D launch over (columns, rows, batch) work-items."""
+    local = (8, 1, 1) if profile.kind == "cpu" else (32, 8, 1)
+    return tuple(ceil_div(max(s, 1), l) * l for s, l in zip(sizes, local)), local
 
 
 def i32(*values):
@@ -121,9 +143,11 @@ class Layer:
         return f"{type(self).__name__}({self.name!r})"
 
     # shapes -----------------------------------------------------------------
-    def bind(self, in_shapes):
-        """Check the input shapes and fix the output shape."""
+    def bind(self, in_shapes, in_ranks=None):
+        """Check the input shapes (4-D, with their ranks as seen outside) and
+        fix the output shape."""
         self.in_shapes = [tuple(s) for s in in_shapes]
+        self.in_ranks = list(in_ranks) if in_ranks is not None else [4] * len(self.in_shapes)
         if len(self.in_shapes) != self.arity:
             raise ModelError(f"{self.op} node {self.name!r} takes {self.arity} inputs, got {len(self.in_shapes)}")
         self.out_shape = tuple(int(d) for d in self.infer(self.in_shapes))

@@ -1,0 +1,43 @@
+/* Max and average pooling (global pooling is a window over the whole
+ * plane), one output element per work-item. Average pooling divides by the
+ * window clipped to the padded input (count_include_pad) or to the input. */
+#include "clnn_common.h"
+
+__kernel void clnn_pool_box(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max,
+                            const int count_pad, const int H, const int W, const int OH, const int OW,
+                            const int KH, const int KW, const int sh, const int sw,
+                            const int dh, const int dw, const int pt, const int pl,
+                            const int pb, const int pr,
+                            const int n0, const int c0, const int h0, const int bc, const int bh,
+                            const int bn)
+{
+    const int ow = get_global_id(0);
+    const int r = get_global_id(1);
+    const int nn = get_global_id(2);
+    if (ow >= OW || r >= bc * bh || nn >= bn)
+        return;
+    const int c = c0 + r % bc;
+    const int oh = h0 + r / bc;
+    const int n = n0 + nn;
+    const int hs = oh * sh - pt, ws = ow * sw - pl;
+    float acc = is_max ? -INFINITY : 0.0f;
+    int inside = 0;
+    for (int i = 0; i < KH; i++) {
+        const int ih = hs + i * dh;
+        if (ih < 0 || ih >= H)
+            continue;
+        for (int j = 0; j < KW; j++) {
+            const int iw = ws + j * dw;
+            if (iw < 0 || iw >= W)
+                continue;
+            const float v = in[CLNN_AT(in, n, c, ih, iw, H, W)];
+            acc = is_max ? fmax(acc, v) : acc + v;
+            inside++;
+        }
+    }
+    if (!is_max) {
+        const int padded = (min(hs + KH, H + pb) - hs) * (min(ws + KW, W + pr) - ws);
+        acc /= (float)(count_pad ? padded : inside);
+    }
+    out[CLNN_AT(out, n, c, oh, ow, OH, OW)] = acc;
+}

@@ -1,0 +1,183 @@
+"""Every operator against its numpy reference on random data, on every
+device, with the CPU- and the GPU-tuned kernels; and every slice of every
+splittable dimension, written by two devices, equal to the whole."""
+
+import numpy as np
+import pytest
+
+from clnn.graph import Model
+from clnn.ops import LRN, Activation, Binary, Concat, Conv2d, Dense, Pool, Reshape, ScaleShift, Softmax
+from clnn.plan import Placement, Plan
+
+from helpers import kernels_for, rand, rel_err, run
+
+TOL = 1e-4
+
+
+def conv(shape, m, k, activation="relu", bias=True, groups=1, residual=False, **kw):
+    def build(rng):
+        w = rand(rng, (m, shape[1] // groups) + ((k, k) if isinstance(k, int) else k), 0.3)
+        b = rand(rng, (m,)) if bias else None
+        layers = [Conv2d("y", ("x", "r") if residual else "x", w, b, groups=groups, activation=activation, **kw)]
+        inputs = {"x": shape}
+        if residual:
+            probe = Model({"x": shape}, [Conv2d("y", "x", w, b, groups=groups, **kw)], ["y"])
+            inputs["r"] = probe.shapes["y"]
+        return inputs, layers
+    return build
+
+
+def dense(n, k, m, activation=None, bias=True):
+    def build(rng):
+        return {"x": (n, k)}, [Dense("y", "x", rand(rng, (m, k), 0.3), rand(rng, (m,)) if bias else None,
+                                     activation=activation)]
+    return build
+
+
+def pool(shape, kind, **kw):
+    def build(rng):
+        return {"x": shape}, [Pool("y", "x", kind, **kw)]
+    return build
+
+
+def single(shape, make):
+    def build(rng):
+        return {"x": shape}, [make(rng)]
+    return build
+
+
+def binary(shape, op, operand, reverse=False, constant=True, activation=None):
+    def build(rng):
+        if constant:
+            return {"x": shape}, [Binary("y", "x", op, constant=rand(rng, operand), reverse=reverse,
+                                         activation=activation, rank=len(shape))]
+        return {"x": shape, "b": operand}, [Binary("y", ("x", "b"), op, activation=activation)]
+    return build
+
+
+def concat_graph(rng):
+    w1, w2 = rand(rng, (4, 3, 3, 3), 0.3), rand(rng, (5, 3, 1, 1), 0.3)
+    layers = [Conv2d("a", "x", w1, None, pads=1, activation="relu"),
+              Conv2d("b", "x", w2, rand(rng, (5,))),
+              Concat("y", ["a", "x", "b", "a"]),
+              Activation("z", "y", "tanh")]
+    return {"x": (2, 3, 7, 5)}, layers
+
+
+def flatten_graph(rng):
+    layers = [Conv2d("a", "x", rand(rng, (6, 2, 3, 3), 0.3), rand(rng, (6,)), stride=2, activation="relu"),
+              Reshape("f", "a"),
+              Dense("y", "f", rand(rng, (7, 6 * 3 * 2), 0.3), rand(rng, (7,)), activation="sigmoid")]
+    return {"x": (3, 2, 7, 5)}, layers
+
+
+CASES = {
+    "conv3x3": conv((1, 3, 13, 7), 5, 3, pads=1),
+    "conv_stride2_nobias": conv((3, 8, 9, 9), 16, 3, bias=False, stride=2, pads=1, activation=None),
+    "conv1x1_leaky": conv((1, 16, 7, 7), 32, 1, activation=("leaky_relu", 0.1)),
+    "conv5x5_dilated": conv((3, 4, 7, 13), 8, 5, pads=2, dilation=2, activation="sigmoid"),
+    "conv_asym_pads": conv((2, 5, 13, 7), 7, (3, 2), pads=(1, 2, 0, 3), stride=(2, 1), activation="tanh"),
+    "conv_groups3": conv((1, 6, 7, 7), 9, 3, groups=3, pads=1),
+    "conv_depthwise": conv((3, 13, 7, 5), 13, 3, groups=13, pads=1, stride=2, activation=("clip", 0.0, 6.0)),
+    "conv_residual": conv((2, 8, 7, 7), 8, 3, pads=1, residual=True),
+    "conv_1x1x1": conv((1, 1, 1, 1), 1, 1, activation=None),
+    "conv_wide_k": conv((2, 5, 13, 1), 70, (3, 1), pads=(1, 0, 1, 0)),
+    "conv_big_k": conv((1, 40, 9, 11), 13, 3, pads=1),
+    "dense_gemv": dense(1, 37, 13, activation="relu"),
+    "dense_gemv_b3": dense(3, 300, 13, bias=False),
+    "dense_tiled": dense(13, 50, 7, activation="relu"),
+    "maxpool2": pool((1, 3, 13, 7), "max", kernel=2, stride=2),
+    "maxpool3_ceil": pool((3, 4, 13, 13), "max", kernel=3, stride=2, ceil_mode=True),
+    "maxpool_dilated_pad": pool((1, 2, 9, 9), "max", kernel=3, stride=1, pads=1, dilation=2),
+    "avgpool_incl_pad": pool((3, 4, 9, 9), "avg", kernel=3, stride=2, pads=1, count_include_pad=True),
+    "avgpool_excl_pad": pool((3, 4, 9, 7), "avg", kernel=3, stride=2, pads=1),
+    "avgpool_ceil": pool((1, 2, 7, 7), "avg", kernel=2, stride=2, ceil_mode=True),
+    "global_avg": pool((2, 5, 7, 7), "avg"),
+    "global_max": pool((3, 13, 1, 13), "max"),
+    "lrn5": single((1, 7, 5, 5), lambda rng: LRN("y", "x", 5, 1e-4, 0.75, 1.0)),
+    "lrn3_odd": single((3, 13, 3, 1), lambda rng: LRN("y", "x", 3, 0.3, 0.6, 2.0)),
+    "softmax_2d": single((3, 13), lambda rng: Softmax("y", "x")),
+    "softmax_4d": single((2, 7, 3, 5), lambda rng: Softmax("y", "x")),
+    "add_tensors": binary((3, 4, 5, 6), "Add", (3, 4, 5, 6), constant=False, activation="relu"),
+    "add_batch_broadcast": binary((3, 4, 5, 6), "Add", (1, 4, 5, 6), constant=False),
+    "mul_channel": binary((3, 4, 5, 6), "Mul", (1, 4, 1, 1)),
+    "sub_scalar_reversed": binary((1, 3, 7, 13), "Sub", (), reverse=True),
+    "div_channel": binary((2, 3, 7, 1), "Div", (3, 1, 1)),
+    "add_2d_features": binary((3, 13), "Add", (13,)),
+    "relu": single((3, 5, 7, 1), lambda rng: Activation("y", "x", "relu")),
+    "leaky": single((1, 5, 7, 13), lambda rng: Activation("y", "x", ("leaky_relu", 0.2))),
+    "sigmoid": single((2, 13), lambda rng: Activation("y", "x", "sigmoid")),
+    "tanh": single((1, 1, 13, 7), lambda rng: Activation("y", "x", "tanh")),
+    "clip": single((2, 3, 4, 5), lambda rng: Activation("y", "x", ("clip", -0.5, 0.5))),
+    "scale_shift": single((3, 5, 7, 7), lambda rng: ScaleShift("y", "x", rand(rng, (5,)), rand(rng, (5,)),
+                                                               activation="relu")),
+    "concat": concat_graph,
+    "flatten_dense": flatten_graph,
+}
+
+
+def build(name, rng):
+    inputs, layers = CASES[name](rng)
+    model = Model(inputs, layers, [layers[-1].name], name=name)
+    feeds = {k: rand(rng, v) for k, v in inputs.items()}
+    return model, feeds
+
+
+@pytest.mark.oclgrind
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_reference(name, kind, device, rng):
+    model, feeds = build(name, rng)
+    expected = model.reference(feeds)[0]
+    with kernels_for(kind):
+        (actual,) = run(model, feeds, Plan.single(model, device), [device])
+    assert rel_err(actual, expected) < TOL
+
+
+def _share_patterns(extent):
+    """Whole to either side, one element, uneven, even."""
+    return [(0.0, 1.0), (1.0, 0.0), (1.0 / extent, 1 - 1.0 / extent), (0.37, 0.63), (0.5, 0.5)]
+
+
+def _split_plan(model, pair, dim, shares):
+    placements = {}
+    for layer in model.layers:
+        if layer.is_view:
+            continue
+        if layer.splittable(dim):
+            placements[layer.name] = Placement((pair[0].id, pair[1].id), shares, dim)
+        else:
+            placements[layer.name] = Placement.whole(pair[0].id)
+    return Plan(model, placements, {d.id for d in pair})
+
+
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_slice_equals_the_whole(name, kind, pair, rng, monkeypatch):
+    model, feeds = build(name, rng)
+    for layer in model.layers:
+        monkeypatch.setattr(layer, "granule", lambda dim: 1)
+    with kernels_for(kind):
+        (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]])
+        assert rel_err(whole, model.reference(feeds)[0]) < TOL
+        for dim in ("n", "c", "h"):
+            splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
+            if not splittable:
+                continue
+            extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
+            for shares in _share_patterns(extent):
+                (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair))
+                assert rel_err(split, whole) < 1e-6, (dim, shares)
+
+
+@pytest.mark.parametrize("memory", ["auto", "discrete"])
+@pytest.mark.parametrize("name", ["conv3x3", "conv_residual", "concat", "flatten_dense", "lrn5", "maxpool3_ceil"])
+def test_slices_across_contexts(name, memory, pair, rng):
+    """The same splits with one context per device: rows and channels that
+    a device needs from the other cross through host memory."""
+    model, feeds = build(name, rng)
+    expected = model.reference(feeds)[0]
+    for dim in ("c", "h"):
+        (split,) = run(model, feeds, _split_plan(model, pair, dim, (0.4, 0.6)), list(pair),
+                       layout="device", memory=memory)
+        assert rel_err(split, expected) < TOL, dim
