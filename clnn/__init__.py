@@ -11,8 +11,19 @@ if _os.environ.get("CLNN_DEBUG", "") not in ("", "0"):
     _logging.getLogger("clnn").addHandler(_handler)
     _logging.getLogger("clnn").setLevel(_logging.DEBUG)
 
+from . import models
 from .errors import ClnnError, DeviceError, InputError, ModelError, PlanError
+from .graph import Model
+from .plan import Placement, Plan
 from .runtime import Device, all_devices, select
+from .session import InferenceSession
+
+
+def load(model, batch=1):
+    """A clnn.Model from an ONNX file path, its bytes or an onnx.ModelProto;
+    ``batch`` fixes a symbolic batch dimension."""
+    from .onnx_import import load as load_onnx
+    return load_onnx(model, batch=batch)
 
 
 def devices(selector=None):
@@ -20,4 +31,5 @@ def devices(selector=None):
     return all_devices() if selector is None else select(selector)
 
 
-__all__ = ["ClnnError", "Device", "DeviceError", "InputError", "ModelError", "PlanError", "devices"]
+__all__ = ["ClnnError", "Device", "DeviceError", "InferenceSession", "InputError", "Model", "ModelError",
+           "Placement", "Plan", "PlanError", "devices", "load", "models", "select"]

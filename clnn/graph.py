@@ -40,16 +40,25 @@ def external(shape4, rank):
 
 
 class Model:
-    def __init__(self, inputs, layers, outputs, name="model"):
+    def __init__(self, inputs, layers, outputs, name="model", fuse=True):
         """``inputs``: {name: shape} (rank 2 or 4, batch first); ``layers``:
-        layers in any order; ``outputs``: names of the tensors to return."""
+        layers in any order, each producing the tensor of its name;
+        ``outputs``: names of the tensors to return. ``fuse`` runs the graph
+        passes (BatchNorm folding, activation and residual fusion)."""
         self.name = name
         if not inputs:
             raise ModelError(f"model {name!r} has no inputs")
         self.input_names = list(inputs)
         self.output_names = list(outputs)
-        self.shapes = {k: to4d(v) for k, v in inputs.items()}
-        self.ranks = {k: len(v) for k, v in inputs.items()}
+        self._input_shapes = dict(inputs)
+        self._build(layers)
+        if fuse:
+            from .passes import optimize
+            self._build(optimize(self.layers, self.output_names))
+
+    def _build(self, layers):
+        self.shapes = {k: to4d(v) for k, v in self._input_shapes.items()}
+        self.ranks = {k: len(v) for k, v in self._input_shapes.items()}
         self.layers = self._sorted(layers)
         self.producer = {}
         for layer in self.layers:
@@ -132,6 +141,16 @@ class Model:
             if k == 0 or k == len(rows) - 2:
                 lines.append("  ".join("-" * w for w in widths))
         return "\n".join(lines)
+
+    def to_onnx(self, opset=17):
+        """The model as an onnx.ModelProto (needs the onnx package)."""
+        from .onnx_export import to_onnx
+        return to_onnx(self, opset=opset)
+
+    def save(self, path, opset=17):
+        """Write the model as an ONNX file."""
+        from pathlib import Path
+        Path(path).write_bytes(self.to_onnx(opset=opset).SerializeToString())
 
     def reference(self, feeds):
         """Run the model with every layer's numpy reference (for tests)."""

@@ -13,7 +13,8 @@
 #define CLNN_CTENSOR(name) __global const float *name, const int name##_off, const int name##_ns
 #define CLNN_AT(name, n, c, h, w, H, W) (name##_off + (n) * name##_ns + ((c) * (H) + (h)) * (W) + (w))
 
-/* Fused activations, picked per layer by an int argument. */
+/* Fused activations, picked per layer by an int argument. NaN passes
+ * through every one of them, as in onnxruntime. */
 #define CLNN_ACT_NONE 0
 #define CLNN_ACT_RELU 1
 #define CLNN_ACT_LEAKY 2   /* alpha: negative slope */
@@ -24,9 +25,9 @@
 inline float clnn_act(float x, const int act, const float alpha, const float beta)
 {
     switch (act) {
-    case CLNN_ACT_RELU: return fmax(x, 0.0f);
+    case CLNN_ACT_RELU: return x < 0.0f ? 0.0f : x;
     case CLNN_ACT_LEAKY: return x >= 0.0f ? x : alpha * x;
-    case CLNN_ACT_CLIP: return fmin(fmax(x, alpha), beta);
+    case CLNN_ACT_CLIP: return x < alpha ? alpha : (x > beta ? beta : x);
     case CLNN_ACT_SIGMOID: return 1.0f / (1.0f + exp(-x));
     case CLNN_ACT_TANH: return tanh(x);
     default: return x;
