@@ -5,7 +5,7 @@ import logging
 import sys
 
 from . import __version__
-from .errors import ClnnError
+from .errors import ClnnError, InputError
 from .runtime import all_devices, select
 
 
@@ -27,6 +27,62 @@ def _devices(args):
     return 0
 
 
+def _run(args):
+    import numpy as np
+
+    from .bench import load_model
+    from .session import InferenceSession
+    model = load_model(args.model, batch=args.batch)
+    feeds = {}
+    for item in args.input:
+        name, _, path = item.rpartition("=")
+        name = name or model.input_names[0]
+        feeds[name] = np.load(path)
+    if len(model.input_names) > 1 and len(feeds) < len(model.input_names):
+        raise InputError(f"the model has inputs {model.input_names}: give each as --input NAME=FILE.npy")
+    session = InferenceSession(model, devices=args.devices, plan=_plan_argument(args.plan))
+    outputs = session.run(None, feeds)
+    for info, value in zip(model.outputs, outputs):
+        print(f"{info.name}: shape {list(value.shape)}, min {value.min():.6g}, max {value.max():.6g}, "
+              f"argmax {np.unravel_index(value.argmax(), value.shape)}")
+    if args.output:
+        if len(outputs) == 1:
+            np.save(args.output, outputs[0])
+        else:
+            np.savez(args.output, **{i.name: v for i, v in zip(model.outputs, outputs)})
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _plan_argument(text):
+    """--plan: auto, comma-separated shares, or a plan file."""
+    if text is None or text == "auto":
+        return "auto"
+    try:
+        return [float(s) for s in text.split(",")]
+    except ValueError:
+        return text
+
+
+def _bench(args):
+    from .bench import load_model, median_latency, random_feeds
+    from .session import InferenceSession
+    model = load_model(args.model, batch=args.batch)
+    feeds = random_feeds(model)
+    chosen = select(args.devices)
+    print(f"{model.name} batch {model.batch}: {model.flops() / 1e9:.3f} GFLOP, median of {args.runs} runs "
+          f"after {args.warmup} warm-up")
+    for device in chosen:
+        session = InferenceSession(model, devices=[device], plan=[1.0])
+        median, _ = median_latency(session, feeds, args.runs, args.warmup)
+        print(f"  {device.id:<24} {median * 1e3:10.3f} ms  {model.flops() / median / 1e9:8.1f} GFLOP/s  ({device.name})")
+    if args.plan:
+        session = InferenceSession(model, devices=chosen, plan=_plan_argument(args.plan))
+        median, _ = median_latency(session, feeds, args.runs, args.warmup)
+        print(f"  {'plan ' + args.plan:<24} {median * 1e3:10.3f} ms  {model.flops() / median / 1e9:8.1f} GFLOP/s")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="clnn", description="OpenCL inference on the CPU and GPU at once")
     parser.add_argument("--version", action="version", version=f"clnn {__version__}")
@@ -35,6 +91,25 @@ def build_parser():
     p = commands.add_parser("devices", help="list every platform and device")
     p.add_argument("--devices", help="a selector to mark (default: CLNN_DEVICES or all)")
     p.set_defaults(func=_devices)
+
+    p = commands.add_parser("run", help="run a model on inputs from .npy files")
+    p.add_argument("model", help="an ONNX file or a zoo name")
+    p.add_argument("--input", action="append", required=True, metavar="[NAME=]FILE.npy",
+                   help="an input array (repeat for several inputs)")
+    p.add_argument("--output", help="write the output (.npy; .npz for several)")
+    p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
+    p.add_argument("--plan", help="auto (default), shares such as 0.3,0.7, or a plan file")
+    p.add_argument("--batch", type=int, default=1, help="batch size for a symbolic batch dimension")
+    p.set_defaults(func=_run)
+
+    p = commands.add_parser("bench", help="median latency of a model on each device (and a plan)")
+    p.add_argument("model", help="an ONNX file or a zoo name")
+    p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
+    p.add_argument("--plan", help="also time this plan: auto, shares such as 0.3,0.7, or a plan file")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.set_defaults(func=_bench)
     return parser
 
 

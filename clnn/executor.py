@@ -160,11 +160,10 @@ class Executor:
         return self._params[key]
 
     def poison(self):
-        """Fill every tensor that a layer writes with NaN, on the host and in
-        every discrete context, so that an element no kernel wrote shows."""
-        written = {v.storage for name, v in self.views.items() if name not in self.model.input_names}
-        for key in written:
-            storage = self.storages[key]
+        """Fill every tensor with NaN, on the host and in every discrete
+        context, so that an element no kernel wrote, or a read outside the
+        box a slice declared it needs, shows in the outputs."""
+        for storage in self.storages.values():
             storage.home[...] = np.nan
             for context in self.contexts:
                 if not context.unified:

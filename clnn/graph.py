@@ -142,6 +142,17 @@ class Model:
                 lines.append("  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
+    def load_state_dict(self, state):
+        """Set constants from {"<layer>.<constant>": array}, torch's naming
+        (``conv1.weight``, ``fc3.bias``); shapes must match."""
+        for key, value in state.items():
+            layer_name, _, constant = key.rpartition(".")
+            try:
+                layer = self.layer(layer_name)
+            except KeyError:
+                raise ModelError(f"{key!r}: model {self.name!r} has no layer {layer_name!r}") from None
+            layer.assign(constant, value)
+
     def to_onnx(self, opset=17):
         """The model as an onnx.ModelProto (needs the onnx package)."""
         from .onnx_export import to_onnx

@@ -1,6 +1,7 @@
 /* Max and average pooling (global pooling is a window over the whole
  * plane), one output element per work-item. Average pooling divides by the
- * window clipped to the padded input (count_include_pad) or to the input. */
+ * window clipped to the padded input (count_include_pad) or to the input.
+ * A NaN in a max window gives NaN, as numpy's max does (fmax would drop it). */
 #include "clnn_common.h"
 
 __kernel void clnn_pool_box(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max,
@@ -31,7 +32,7 @@ __kernel void clnn_pool_box(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max
             if (iw < 0 || iw >= W)
                 continue;
             const float v = in[CLNN_AT(in, n, c, ih, iw, H, W)];
-            acc = is_max ? fmax(acc, v) : acc + v;
+            acc = is_max ? (v > acc || isnan(v) ? v : acc) : acc + v;
             inside++;
         }
     }

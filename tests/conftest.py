@@ -42,6 +42,21 @@ def pair(devices):
     return (devices[0], devices[1] if len(devices) > 1 else devices[0])
 
 
+@pytest.fixture(autouse=True)
+def oclgrind_clean():
+    """Under tox -e oclgrind, any invalid or uninitialised access that
+    Oclgrind logs during a test fails that test."""
+    log = os.environ.get("OCLGRIND_LOG")
+    if log and os.path.exists(log):
+        open(log, "w").close()
+    yield
+    if log and os.path.exists(log):
+        with open(log) as f:
+            report = f.read()
+        open(log, "w").close()
+        assert not report.strip(), "Oclgrind reported:\n" + report[:4000]
+
+
 @pytest.fixture
 def rng(request):
     seed = zlib.crc32(request.node.nodeid.encode())

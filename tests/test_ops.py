@@ -134,6 +134,22 @@ def test_matches_reference(name, kind, device, rng):
     assert rel_err(actual, expected) < TOL
 
 
+@pytest.mark.oclgrind
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_split_on_one_device_reads_only_its_input_box(name, kind, device, rng):
+    """Two slices of each layer on one device with resident buffers: only
+    the input box each slice needs is copied in before it runs, so a kernel
+    reading past its box reads unset memory (Oclgrind flags it)."""
+    model, feeds = build(name, rng)
+    expected = model.reference(feeds)[0]
+    with kernels_for(kind):
+        for dim in ("c", "h", "n"):
+            plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
+            (actual,) = run(model, feeds, plan, [device], memory="discrete")
+            assert rel_err(actual, expected) < TOL, dim
+
+
 def _share_patterns(extent):
     """Whole to either side, one element, uneven, even."""
     return [(0.0, 1.0), (1.0, 0.0), (1.0 / extent, 1 - 1.0 / extent), (0.37, 0.63), (0.5, 0.5)]

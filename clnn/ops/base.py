@@ -187,6 +187,20 @@ class Layer:
         """The layer's constants as the model holds them (for export, counts)."""
         return {}
 
+    def assign(self, name, value):
+        """Replace the constant ``name`` (as ``weights()`` names it) by an
+        array of the same shape."""
+        current = self.weights().get(name)
+        if current is None:
+            raise ModelError(f"layer {self.name!r} has no constant {name!r}; it has {sorted(self.weights())}")
+        value = np.asarray(value, dtype=np.float32)
+        if value.shape != current.shape:
+            raise ModelError(f"layer {self.name!r}: {name} must have shape {current.shape}, got {value.shape}")
+        setattr(self, self.constant_attributes.get(name, name), np.ascontiguousarray(value))
+
+    # attribute holding each constant, where it differs from the constant's name
+    constant_attributes = {}
+
     def params(self, profile):
         """The constants as the kernels for ``profile`` want them laid out."""
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.weights().items()}

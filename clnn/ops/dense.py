@@ -42,6 +42,14 @@ class Dense(Conv2d):
                              f"{self.weight.shape[1]}")
         return (n, self.weight.shape[0], 1, 1)
 
+    def assign(self, name, value):
+        if name == "weight":
+            value = np.asarray(value, dtype=np.float32)
+            super().assign(name, value)
+            self.weight = self.weight.reshape(value.shape + (1, 1))
+        else:
+            super().assign(name, value)
+
     def weights(self):
         found = {"weight": self.weight.reshape(self.weight.shape[:2])}
         if self.bias is not None:

@@ -43,6 +43,8 @@ class Binary(Layer):
     """out = act(a OP b). ``b`` is a second input tensor, or a constant
     (``constant=``); ``reverse`` computes b OP a."""
 
+    constant_attributes = {"b": "constant"}
+
     def __init__(self, name, inputs, op, constant=None, reverse=False, activation=None, rank=4):
         if op not in OPS:
             raise ModelError(f"node {name!r}: unsupported elementwise op {op!r}")
