@@ -35,3 +35,22 @@ def median_latency(session, feeds, runs=10, warmup=2):
         session.run(None, feeds)
         samples.append(time.perf_counter() - started)
     return float(np.median(samples)), samples
+
+
+def layer_table(session):
+    """Per-layer kernel milliseconds on each device in the session's last run."""
+    times = session.layer_times()
+    ids = [d.id for d in session.devices]
+    rows = [["layer", "split"] + ids]
+    for layer in session.model.layers:
+        if layer.is_view:
+            continue
+        placement = session.plan.placements[layer.name]
+        cells = [f"{times.get(layer.name, {}).get(i, 0.0) * 1e3:.3f}" if i in times.get(layer.name, {}) else "-"
+                 for i in ids]
+        rows.append([layer.name, placement.dim or "whole"] + cells)
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    lines = ["  ".join(c.rjust(w) if k >= 2 else c.ljust(w) for k, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -65,7 +65,7 @@ def _plan_argument(text):
 
 
 def _bench(args):
-    from .bench import load_model, median_latency, random_feeds
+    from .bench import layer_table, load_model, median_latency, random_feeds
     from .session import InferenceSession
     model = load_model(args.model, batch=args.batch)
     feeds = random_feeds(model)
@@ -80,6 +80,10 @@ def _bench(args):
         session = InferenceSession(model, devices=chosen, plan=_plan_argument(args.plan))
         median, _ = median_latency(session, feeds, args.runs, args.warmup)
         print(f"  {'plan ' + args.plan:<24} {median * 1e3:10.3f} ms  {model.flops() / median / 1e9:8.1f} GFLOP/s")
+        print(f"\nper-layer kernel time (ms) in the last run of the plan:\n{layer_table(session)}")
+        if args.trace:
+            session.run(None, feeds, trace=args.trace)
+            print(f"wrote the Chrome trace of one run to {args.trace}")
     return 0
 
 
@@ -109,6 +113,7 @@ def build_parser():
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--trace", help="with --plan: write a Chrome trace of one run of the plan here")
     p.set_defaults(func=_bench)
     return parser
 

@@ -4,6 +4,7 @@ schedule that each call replays.
 """
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,17 +175,31 @@ class Executor:
         """``feeds``: {input name: float32 array of the model's shape}; returns
         the outputs in model order."""
         with self._lock:
+            started = time.perf_counter_ns()
             for name, array in feeds.items():
                 self._storage(name).home[...] = array.reshape(self.model.shapes[name])
             events = self.schedule.run()
+            enqueued = time.perf_counter_ns()
             try:
                 for context in self.contexts:
                     for device in context.devices:
                         context.queue(device).finish()
             except Exception as exc:
                 raise DeviceError(f"a run of {self.model.name!r} failed on the device: {exc}") from exc
+            finished = time.perf_counter_ns()
             self.last_events = events
+            self.last_host_spans = [("enqueue", started, enqueued), ("wait", enqueued, finished)]
             return [self._read(name) for name in self.model.output_names]
+
+    def timeline(self):
+        """Every command of the last run with its device start and end, in
+        host perf_counter nanoseconds: dicts of kind, label, device, detail."""
+        found = []
+        for command, event in zip(self.schedule.commands, self.last_events):
+            start, end = command.context.event_times(event)
+            found.append({"kind": command.kind, "label": command.label, "device": command.device.id,
+                          "start": start, "end": end, **command.detail})
+        return found
 
     def _read(self, name):
         view = self.views[name]

@@ -10,6 +10,7 @@ from .executor import Executor, check_feeds
 from .graph import Model
 from .plan import Plan
 from .runtime import select
+from .trace import layer_times, write_trace
 
 log = logging.getLogger("clnn")
 
@@ -65,13 +66,20 @@ class InferenceSession:
     def get_providers(self):
         return [d.id for d in self.devices]
 
-    def run(self, output_names, input_feed, run_options=None):
+    def run(self, output_names, input_feed, run_options=None, trace=None):
         """Outputs (numpy arrays) named by ``output_names`` (None: all), for
-        the inputs in ``input_feed`` ({name: float32 array})."""
+        the inputs in ``input_feed`` ({name: float32 array}). ``trace``: a
+        path to write the run's Chrome trace to (chrome://tracing, Perfetto)."""
         feeds = check_feeds(self.model, input_feed)
         wanted = self._output_indices(output_names)
         outputs = self._executor.run(feeds)
+        if trace is not None:
+            write_trace(trace, self._executor.timeline(), self._executor.last_host_spans)
         return [outputs[i] for i in wanted]
+
+    def layer_times(self):
+        """{layer: {device id: seconds}} of kernel time in the last run."""
+        return layer_times(self._executor.timeline())
 
     def _output_indices(self, output_names):
         names = self.model.output_names

@@ -32,7 +32,7 @@ __kernel void clnn_pool_box(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max
             if (iw < 0 || iw >= W)
                 continue;
             const float v = in[CLNN_AT(in, n, c, ih, iw, H, W)];
-            acc = is_max ? (v > acc || isnan(v) ? v : acc) : acc + v;
+            acc = is_max ? (v > acc || v != v ? v : acc) : acc + v;
             inside++;
         }
     }

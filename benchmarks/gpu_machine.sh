@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs stages of clnn's GPU-machine checks and benchmarks; logs go to $OUT.
+# On the GPU machine (see README, "Testing on a machine without network"):
+#   source .whl/gpu-env.sh && bash benchmarks/gpu_machine.sh devices tox ...
+# Stages: devices, tox (nvidia and mixed), microbench, zoo, tiles.
+set -uo pipefail
+OUT=${OUT:-/tmp/clnn-out}
+mkdir -p "$OUT"
+# the machine's own packages (numpy, onnx, onnxruntime, torch) for tox's venvs
+SITE=$(python3 -c 'import numpy, os; print(os.path.dirname(os.path.dirname(numpy.__file__)))')
+export PYTHONPATH="$PYTHONPATH:$SITE"
+export POCL_CACHE_DIR=/tmp/pocl-cache
+
+stage_devices() { python3 -m clnn devices; }
+
+stage_tox() {
+  python3 -m tox -e nvidia,mixed -- -q -x --ignore=tests/test_packaging.py "$@"
+}
+
+stage_microbench() {
+  python3 -m clnn.microbench --devices nvidia --batch 16 --ops Conv,Gemm --runs 10 --json "$OUT/micro-nvidia-b16.json"
+  python3 -m clnn.microbench --devices portable --batch 1 --ops Conv --runs 5 --json "$OUT/micro-pocl-b1.json"
+}
+
+stage_tiles() {
+  for tiles in TM=64,TN=64,TK=16,RM=4,RN=4 TM=128,TN=128,TK=8,RM=8,RN=8 TM=128,TN=64,TK=16,RM=8,RN=4 \
+               TM=64,TN=128,TK=16,RM=4,RN=8 TM=128,TN=128,TK=16,RM=8,RN=8; do
+    python3 -m clnn.microbench --devices nvidia --models vgg16 --batch 16 --ops Conv --runs 5 --gpu-tiles "$tiles"
+  done
+}
+
+stage_zoo() {
+  for model in lenet5 fcnn alexnet vgg16 squeezenet resnet18; do
+    for batch in 1 16; do
+      python3 -m clnn bench "$model" --batch "$batch" --devices "portable;nvidia" --plan 0.5,0.5 --runs 10 \
+        --trace "$OUT/trace-$model-b$batch.json" | sed -n '1,4p'
+    done
+  done
+}
+
+for stage in "$@"; do
+  echo "=== $stage $(date +%T)"
+  "stage_$stage" 2>&1 | tee "$OUT/$stage.log"
+done
