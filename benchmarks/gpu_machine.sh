@@ -13,8 +13,9 @@ export POCL_CACHE_DIR=/tmp/pocl-cache
 
 stage_devices() { python3 -m clnn devices; }
 
+# PYTEST_ARGS: extra pytest arguments for the tox stage
 stage_tox() {
-  python3 -m tox -e nvidia,mixed -- -q -x --ignore=tests/test_packaging.py "$@"
+  python3 -m tox -e nvidia,mixed -- -q --ignore=tests/test_packaging.py ${PYTEST_ARGS:-}
 }
 
 stage_microbench() {
