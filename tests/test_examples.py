@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_lenet_example_reaches_95_percent():
     # the clnn under test, installed or not
-    env = dict(os.environ, PYTHONPATH=str(Path(clnn.__file__).resolve().parents[1]))
+    path = [str(Path(clnn.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, path)))
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "lenet.py")], capture_output=True, text=True,
                           timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
