@@ -128,8 +128,9 @@ class Executor:
                     Box.whole(layer.out_shape).count(layer.out_shape[3]), 1))
             deps = [command]
         if command is not None:
-            coherence.wrote(self._storage(layer.name), self._storage_box(layer.name, box), context,
-                            device, command)
+            for part in layer.written_boxes(box):
+                coherence.wrote(self._storage(layer.name), self._storage_box(layer.name, part), context,
+                                device, command)
 
     def _bind(self, args, layer, context, profile):
         bound = []

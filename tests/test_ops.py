@@ -167,9 +167,10 @@ def _split_plan(model, pair, dim, shares):
     return Plan(model, placements, {d.id for d in pair})
 
 
+@pytest.mark.parametrize("layout, memory", [("platform", "auto"), ("device", "discrete")])
 @pytest.mark.parametrize("kind", ["cpu", "gpu"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_every_slice_equals_the_whole(name, kind, pair, rng, monkeypatch):
+def test_every_slice_equals_the_whole(name, kind, layout, memory, pair, rng, monkeypatch):
     model, feeds = build(name, rng)
     for layer in model.layers:
         monkeypatch.setattr(layer, "granule", lambda dim: 1)
@@ -182,7 +183,8 @@ def test_every_slice_equals_the_whole(name, kind, pair, rng, monkeypatch):
                 continue
             extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
             for shares in _share_patterns(extent):
-                (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair))
+                (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair),
+                               layout=layout, memory=memory)
                 assert rel_err(split, whole) < 1e-6, (dim, shares)
 
 

@@ -224,6 +224,11 @@ class Layer:
         into this layer's output (a Concat's); none for other layers."""
         return []
 
+    def written_boxes(self, out_box):
+        """The parts of ``out_box`` this layer's kernels write for that slice
+        (all of it, except where producers wrote parts in place)."""
+        return [out_box]
+
     def granule(self, dim):
         """Slice boundaries along ``dim`` are rounded to multiples of this."""
         return 1

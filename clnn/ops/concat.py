@@ -62,6 +62,14 @@ class Concat(Layer):
             return None
         return out_box.with_range("c", c0 - lo, c1 - lo)
 
+    def written_boxes(self, out_box):
+        found = []
+        for index in range(len(self.inputs)):
+            part = self.input_box(out_box, index)
+            if part is not None:
+                found.append(part.shifted_channels(int(self.offsets[index])))
+        return found
+
     def launches(self, profile, box):
         _, _, h, w = self.out_shape
         found = []

@@ -31,7 +31,7 @@ def contexts_for(devices, layout=None, memory=None):
     layout = _option(layout, "CLNN_CONTEXTS", LAYOUTS, "platform")
     memory = _option(memory, "CLNN_MEMORY", MEMORY_MODES, "auto")
     groups = {}
-    for d in devices:
+    for d in dict.fromkeys(devices):  # a device named twice is still one device
         key = d.id if layout == "device" else d.platform_key
         groups.setdefault(key, []).append(d)
     found = []
