@@ -117,12 +117,12 @@ class Executor:
         profile = Profile.of(device)
         command = None
         for launch in layer.launches(profile, box):
-            kernel = context.kernel(launch.source, launch.kernel, launch.options)
-            args = self._bind(launch.args, layer, context, profile)
+            bound = context.bind(launch.source, launch.kernel, launch.options,
+                                 self._bind(launch.args, layer, context, profile))
             command = self.schedule.add(
                 context, device,
-                lambda wait_for, c=context, d=device, k=kernel, g=launch.global_size, loc=launch.local_size,
-                a=args: c.launch(c.queue(d), k, g, loc, a, wait_for),
+                lambda wait_for, c=context, d=device, k=bound, g=launch.global_size, loc=launch.local_size:
+                    c.launch(c.queue(d), k, g, loc, wait_for),
                 deps, "kernel", layer.name, layer=layer.name, op=layer.op, box=str(box),
                 flops=layer.flops() * box.count(layer.out_shape[3]) // max(
                     Box.whole(layer.out_shape).count(layer.out_shape[3]), 1))

@@ -37,18 +37,18 @@ def _scale_split(devices, shape, dim, shares, layout, memory, x):
             continue
         ctx = context_of[device.id]
         deps = coherence.need(src, box, ctx, device)
-        kernel = ctx.kernel("eltwise", "clnn_eltwise_box")
         n, c, h, w = shape
         count = box.count(w)
+        args = [dst.buffer(ctx), np.int32(0), np.int32(c * h * w),
+                src.buffer(ctx), np.int32(0), np.int32(c * h * w),
+                src.buffer(ctx), np.int32(0), np.int32(c * h * w),
+                np.int32(1), np.int32(0), np.int32(0), np.float32(0), np.float32(0),
+                np.int32(h), np.int32(w), np.int32(box.n0), np.int32(box.c0), np.int32(box.h0),
+                np.int32(box.c1 - box.c0), np.int32(box.h1 - box.h0), np.int32(count)]
+        bound = ctx.bind("eltwise", "clnn_eltwise_box", (), args)
 
-        def enqueue(wait_for, ctx=ctx, device=device, box=box, count=count, kernel=kernel):
-            args = [dst.buffer(ctx), np.int32(0), np.int32(c * h * w),
-                    src.buffer(ctx), np.int32(0), np.int32(c * h * w),
-                    src.buffer(ctx), np.int32(0), np.int32(c * h * w),
-                    np.int32(1), np.int32(0), np.int32(0), np.float32(0), np.float32(0),
-                    np.int32(h), np.int32(w), np.int32(box.n0), np.int32(box.c0), np.int32(box.h0),
-                    np.int32(box.c1 - box.c0), np.int32(box.h1 - box.h0), np.int32(count)]
-            return ctx.launch(ctx.queue(device), kernel, (count,), None, args, wait_for)
+        def enqueue(wait_for, ctx=ctx, device=device, count=count, bound=bound):
+            return ctx.launch(ctx.queue(device), bound, (count,), None, wait_for)
 
         cmd = schedule.add(ctx, device, enqueue, deps, "kernel", f"scale {box}")
         coherence.wrote(dst, box, ctx, device, cmd)

@@ -66,8 +66,15 @@ class Context(abc.ABC):
         context and options, and reused."""
 
     @abc.abstractmethod
-    def launch(self, queue, kernel, global_size, local_size, args, wait_for):
-        """Enqueue a kernel; returns its event."""
+    def bind(self, source, name, options, args):
+        """A launchable kernel with its arguments set once: a compiled run
+        replays it without setting arguments again (setting them costs more
+        than launching on small layers, and shared kernel objects could not
+        be launched from two threads)."""
+
+    @abc.abstractmethod
+    def launch(self, queue, bound, global_size, local_size, wait_for):
+        """Enqueue a bound kernel; returns its event."""
 
     @abc.abstractmethod
     def copy_box(self, queue, buffer, home, geometry, to_host, wait_for):

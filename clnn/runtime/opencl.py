@@ -128,9 +128,6 @@ class OpenCLContext(Context):
         self._kernels = {}
         self._clock_offsets = {}
         self._build_lock = threading.Lock()
-        # kernel objects are shared by every layer, so setting their arguments
-        # and enqueueing must not interleave between threads
-        self._launch_lock = threading.Lock()
         log.debug("context %s: %s memory", _names(self.devices), "unified (in place)" if self.unified
                   else "discrete (resident buffers, region copies)")
 
@@ -190,11 +187,16 @@ class OpenCLContext(Context):
             self._programs[key] = program
         return program
 
-    def launch(self, queue, kernel, global_size, local_size, args, wait_for):
-        with self._launch_lock:
-            kernel.set_args(*args)
-            return cl.enqueue_nd_range_kernel(queue, kernel, global_size, local_size,
-                                              wait_for=wait_for or None)
+    def bind(self, source, name, options, args):
+        bound = cl.Kernel(self.kernel(source, name, options).program, name)
+        try:
+            bound.set_args(*args)
+        except cl.Error as exc:
+            raise DeviceError(f"setting the arguments of {name} on {_names(self.devices)} failed: {exc}") from exc
+        return bound
+
+    def launch(self, queue, bound, global_size, local_size, wait_for):
+        return cl.enqueue_nd_range_kernel(queue, bound, global_size, local_size, wait_for=wait_for or None)
 
     def copy_box(self, queue, buffer, home, geometry, to_host, wait_for):
         pitches = (geometry.row_pitch, geometry.slice_pitch)

@@ -1,0 +1,97 @@
+"""Every zoo model exported to ONNX: onnxruntime, clnn (split over the
+devices) and the numpy reference agree on random inputs, and the export
+loads back into the same network.
+
+vgg16 and alexnet run at batch 1 only, to keep the run short; each model is
+built, exported and run in onnxruntime once per module.
+"""
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+import clnn
+
+from helpers import rand, rel_err
+
+TOL = 1e-4
+BATCHED = ("lenet5", "fcnn", "squeezenet", "resnet18")
+CASES = [(name, 1) for name in clnn.models.ZOO] + [(name, 2) for name in BATCHED]
+IDS = [f"{name}-b{batch}" for name, batch in CASES]
+
+
+@dataclass
+class Exported:
+    model: clnn.Model
+    proto: onnx.ModelProto
+    data: bytes          # the proto serialized
+    feeds: dict
+    expected: list       # onnxruntime's outputs
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    cache = {}
+
+    def get(name, batch):
+        if (name, batch) not in cache:
+            model = clnn.models.get(name, batch=batch)
+            proto = model.to_onnx()
+            data = proto.SerializeToString()
+            rng = np.random.default_rng(zlib.crc32(f"{name}-{batch}".encode()))
+            feeds = {i.name: rand(rng, i.shape) for i in model.inputs}
+            session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+            cache[name, batch] = Exported(model, proto, data, feeds, session.run(None, feeds))
+        return cache[name, batch]
+    return get
+
+
+def split(devices):
+    return [1.0 / len(devices)] * len(devices)
+
+
+def assert_matches(actual, expected):
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        assert rel_err(a, e) < TOL
+
+
+@pytest.mark.parametrize("name", clnn.models.ZOO)
+def test_export_is_valid_onnx(name, zoo):
+    exported = zoo(name, 1)
+    onnx.checker.check_model(exported.data, full_check=True)
+    graph = exported.proto.graph
+    for infos, wanted in ((graph.input, exported.model.inputs), (graph.output, exported.model.outputs)):
+        shapes = [(i.name, tuple(d.dim_value for d in i.type.tensor_type.shape.dim)) for i in infos]
+        assert shapes == [(t.name, t.shape) for t in wanted]
+
+
+@pytest.mark.parametrize("name,batch", CASES, ids=IDS)
+def test_clnn_matches_onnxruntime(name, batch, zoo, devices):
+    exported = zoo(name, batch)
+    session = clnn.InferenceSession(exported.model, devices=devices, plan=split(devices))
+    assert_matches(session.run(None, exported.feeds), exported.expected)
+
+
+@pytest.mark.parametrize("name,batch", CASES, ids=IDS)
+def test_reference_matches_onnxruntime(name, batch, zoo):
+    exported = zoo(name, batch)
+    assert_matches(exported.model.reference(exported.feeds), exported.expected)
+
+
+@pytest.mark.parametrize("name,batch", CASES, ids=IDS)
+def test_export_loads_back(name, batch, zoo, devices):
+    """The export reloads into as many layers of the same kinds and shapes
+    (BatchNorm folding and fusions included), computing the same outputs."""
+    exported = zoo(name, batch)
+    reloaded = clnn.load(exported.data, batch=batch)
+    original = exported.model
+    assert [(l.describe(), l.out_shape) for l in reloaded.layers] == \
+        [(l.describe(), l.out_shape) for l in original.layers]
+    assert [o.name for o in reloaded.outputs] == [o.name for o in original.outputs]
+    session = clnn.InferenceSession(reloaded, devices=devices, plan=split(devices))
+    assert_matches(session.run(None, exported.feeds), exported.expected)
