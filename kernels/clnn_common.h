@@ -13,6 +13,15 @@
 #define CLNN_CTENSOR(name) __global const float *name, const int name##_off, const int name##_ns
 #define CLNN_AT(name, n, c, h, w, H, W) (name##_off + (n) * name##_ns + ((c) * (H) + (h)) * (W) + (w))
 
+/* The few things OpenCL C and CUDA spell differently, as kernels use them.
+ * kernels/clnn_cuda.h defines them for CUDA (and CLNN_CUDA) before this file. */
+#ifndef CLNN_CUDA
+#define CLNN_LOCAL_PTR __local                     /* pointer into local memory */
+#define CLNN_WORK_GROUP(x, y, z) __attribute__((reqd_work_group_size(x, y, z)))
+#define CLNN_FLOAT8(a, b, c, d, e, f, g, h) ((float8)(a, b, c, d, e, f, g, h))
+#define CLNN_INLINE inline
+#endif
+
 /* Fused activations, picked per layer by an int argument. NaN passes
  * through every one of them, as in onnxruntime. */
 #define CLNN_ACT_NONE 0
@@ -22,7 +31,7 @@
 #define CLNN_ACT_SIGMOID 4
 #define CLNN_ACT_TANH 5
 
-inline float clnn_act(float x, const int act, const float alpha, const float beta)
+CLNN_INLINE float clnn_act(float x, const int act, const float alpha, const float beta)
 {
     switch (act) {
     case CLNN_ACT_RELU: return x < 0.0f ? 0.0f : x;

@@ -31,7 +31,7 @@
 
 #define NR 16
 
-__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+__kernel CLNN_WORK_GROUP(1, 1, 1)
 void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float *wpk,
                         __global const float *bias, CLNN_CTENSOR(res), __global const int4 *ktab,
                         const int M, const int K, const int H, const int W, const int OW,
@@ -41,7 +41,7 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                         const int has_bias, const int has_res, const int pb)
 {
     __local float8 panel8[KC * 2];
-    __local float *panel = (__local float *)panel8;
+    CLNN_LOCAL_PTR float *panel = (CLNN_LOCAL_PTR float *)panel8;
     float8 acc_mem8[PB * MR * 2];
     const int p0 = get_global_id(0) * NR;
     const int first_panel = c0 / MR + get_global_id(1) * pb;
@@ -74,9 +74,9 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
         const int kc = min(KC, K - k0);
         for (int kk = 0; kk < kc; kk++) {
             const int4 t = ktab[k0 + kk];
-            __local float *dst = panel + kk * NR;
+            CLNN_LOCAL_PTR float *dst = panel + kk * NR;
             for (int r = 0; r < runs; r++) {
-                __local float *d = dst + run_j[r];
+                CLNN_LOCAL_PTR float *d = dst + run_j[r];
                 const int len = run_len[r];
                 const int ih = run_ih[r] + t.y;
                 const int iw = run_iw[r] + t.z;

@@ -32,7 +32,7 @@
 #define WG_N (TN / RN)
 #define NT (WG_M * WG_N)
 
-__kernel __attribute__((reqd_work_group_size(WG_N, WG_M, 1)))
+__kernel CLNN_WORK_GROUP(WG_N, WG_M, 1)
 void clnn_conv_gemm_tiled(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float *wt,
                           __global const float *bias, CLNN_CTENSOR(res), __global const int4 *ktab,
                           const int M, const int K, const int H, const int W, const int OW,

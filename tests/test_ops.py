@@ -86,6 +86,7 @@ CASES = {
     "dense_gemv": dense(1, 37, 13, activation="relu"),
     "dense_gemv_b3": dense(3, 300, 13, bias=False),
     "dense_tiled": dense(13, 50, 7, activation="relu"),
+    "dense_gemv_b17": dense(17, 70, 9),
     "maxpool2": pool((1, 3, 13, 7), "max", kernel=2, stride=2),
     "maxpool3_ceil": pool((3, 4, 13, 13), "max", kernel=3, stride=2, ceil_mode=True),
     "maxpool_dilated_pad": pool((1, 2, 9, 9), "max", kernel=3, stride=1, pads=1, dilation=2),

@@ -8,8 +8,9 @@ from ..errors import ModelError
 from .base import OUT, In, Launch, Param, activation_args, flat_launch, i32
 from .conv import Conv2d
 
-# batches up to this size take the GEMV kernels
-GEMV_MAX_BATCH = 8
+# batches up to these sizes take the GEMV kernels: a GPU reads the weights
+# once for up to 16 rows; a CPU's tiled kernel already works on 16 at once
+GEMV_MAX_BATCH = {"gpu": 16, "cpu": 4}
 GEMV_LOCAL = 128
 
 
@@ -56,21 +57,20 @@ class Dense(Conv2d):
             found["bias"] = self.bias
         return found
 
-    @property
-    def uses_gemv(self):
-        return self.out_shape[0] <= GEMV_MAX_BATCH
+    def uses_gemv(self, profile):
+        return self.out_shape[0] <= GEMV_MAX_BATCH[profile.kind]
 
     def input_box(self, out_box, index):
         return out_box.with_range("c", 0, self.in_shapes[0][1])
 
     def params(self, profile):
-        if not self.uses_gemv:
+        if not self.uses_gemv(profile):
             return super().params(profile)
         bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
         return {"w": self.weight.reshape(self.weight.shape[:2]), "bias": bias}
 
     def launches(self, profile, box):
-        if not self.uses_gemv:
+        if not self.uses_gemv(profile):
             return super().launches(profile, box)
         bc = box.c1 - box.c0
         args = [OUT, In(0), Param("w"), Param("bias"),
@@ -78,6 +78,6 @@ class Dense(Conv2d):
                 *activation_args(self.activation), np.int32(self.bias is not None)]
         if profile.kind == "gpu":
             return [Launch("gemv", "clnn_gemv_gpu", (bc * GEMV_LOCAL,), (GEMV_LOCAL,), args,
-                           (f"-DLS={GEMV_LOCAL}",))]
+                           (f"-DLS={GEMV_LOCAL}", f"-DNB={GEMV_MAX_BATCH['gpu']}"))]
         size, local = flat_launch(profile, bc)
         return [Launch("gemv", "clnn_gemv_cpu", size, local, args)]
