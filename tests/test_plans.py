@@ -1,0 +1,126 @@
+"""Co-execution: any plan gives the single-device outputs, for every zoo
+model, in one context and across contexts; row chains move only halos;
+branches placed on different devices do not wait for each other."""
+
+import zlib
+
+import numpy as np
+import pytest
+
+import clnn
+from clnn.box import Box
+from clnn.executor import Executor
+from clnn.graph import Model
+from clnn.ops import Conv2d
+from clnn.plan import Placement, Plan
+
+from helpers import rand, rel_err
+
+ZOO_BATCH = {"lenet5": 3, "fcnn": 3, "alexnet": 1, "vgg16": 1, "squeezenet": 2, "resnet18": 2}
+# random plans per model and layout: fewer for the heavy models on two cores
+PLANS = {"lenet5": 6, "fcnn": 6, "alexnet": 2, "vgg16": 1, "squeezenet": 3, "resnet18": 3}
+
+
+def random_plan(model, pair, rng):
+    """Per layer: whole on either device, or a random splittable dimension at
+    a random share (0 and 1 included)."""
+    ids = (pair[0].id, pair[1].id)
+    placements = {}
+    for layer in model.layers:
+        if layer.is_view:
+            continue
+        dims = [d for d in ("n", "c", "h") if layer.splittable(d)]
+        choice = rng.integers(0, 4)
+        if choice < 2 or not dims:
+            placements[layer.name] = Placement.whole(ids[choice % 2])
+            continue
+        share = float(rng.choice([0.0, 1.0, rng.uniform(0.05, 0.95)], p=[0.15, 0.15, 0.7]))
+        placements[layer.name] = Placement(ids, (share, 1.0 - share), str(rng.choice(dims)))
+    return Plan(model, placements, ids)
+
+
+@pytest.fixture(scope="module")
+def zoo_runs(devices):
+    """Each zoo model, its input and its output on the first device alone."""
+    rng = np.random.default_rng(11)
+    found = {}
+    for name in clnn.models.ZOO:
+        model = clnn.models.get(name, batch=ZOO_BATCH[name])
+        x = rand(rng, model.inputs[0].shape)
+        (y,) = Executor(model, Plan.single(model, devices[0]), [devices[0]]).run({model.input_names[0]: x})
+        found[name] = (model, x, y)
+    return found
+
+
+@pytest.mark.parametrize("layout, memory", [("platform", "auto"), ("device", "auto"), ("device", "discrete")])
+@pytest.mark.parametrize("name", list(clnn.models.ZOO))
+def test_random_plans_equal_one_device(zoo_runs, pair, name, layout, memory):
+    model, x, expected = zoo_runs[name]
+    rng = np.random.default_rng(zlib.crc32(f"{name} {layout} {memory}".encode()))
+    for _ in range(PLANS[name]):
+        plan = random_plan(model, pair, rng)
+        executor = Executor(model, plan, list(pair), layout=layout, memory=memory)
+        executor.poison()
+        (actual,) = executor.run({model.input_names[0]: x})
+        assert rel_err(actual, expected) < 1e-4, plan.table(model)
+
+
+def _chain(rng, depth=4):
+    layers, x = [], "x"
+    for i in range(depth):
+        layers.append(Conv2d(f"conv{i}", x, rand(rng, (8, 8, 3, 3), 0.2), rand(rng, (8,)), pads=1,
+                             activation="relu"))
+        x = layers[-1].name
+    return Model({"x": (1, 8, 20, 11)}, layers, [x])
+
+
+def test_a_row_chain_exchanges_only_halo_rows(pair, rng):
+    """Four 3x3 convs split on rows with the same boundaries, each device in
+    its own context with resident buffers: between layers only the one row
+    on each side of the boundary crosses, never a whole slice."""
+    model = _chain(rng)
+    ids = (pair[0].id, pair[1].id)
+    plan = Plan(model, {layer.name: Placement(ids, (0.5, 0.5), "h") for layer in model.layers}, ids)
+    executor = Executor(model, plan, list(pair), layout="device", memory="discrete")
+    row_bytes = 8 * 11 * 4
+    moved = [c.detail["bytes"] for c in executor.schedule.commands if c.kind in ("to_host", "to_device")
+             and c.detail["tensor"] != "x" and c.detail["tensor"] != model.output_names[0]]
+    # between each pair of layers: one halo row each way, out and in again
+    assert moved and max(moved) == row_bytes and sum(moved) == 3 * 4 * row_bytes
+    x = rand(rng, (1, 8, 20, 11))
+    executor.poison()
+    assert rel_err(executor.run({"x": x})[0], model.reference({"x": x})[0]) < 1e-4
+
+
+def test_branches_on_different_devices_do_not_wait_for_each_other(pair, rng):
+    model = clnn.models.squeezenet(batch=1)
+    ids = (pair[0].id, pair[1].id)
+    placements = {layer.name: Placement.whole(ids[1] if layer.name.endswith("expand3x3") else ids[0])
+                  for layer in model.layers if not layer.is_view}
+    executor = Executor(model, Plan(model, placements, ids), list(pair), layout="device")
+    commands = executor.schedule.commands
+    index = {c.label: i for i, c in enumerate(commands) if c.kind == "kernel"}
+
+    def ancestors(i):
+        seen, todo = set(), [i]
+        while todo:
+            for d in commands[todo.pop()].deps:
+                if d not in seen:
+                    seen.add(d)
+                    todo.append(d)
+        return seen
+
+    for fire in range(2, 10):
+        one, three = index[f"fire{fire}.expand1x1"], index[f"fire{fire}.expand3x3"]
+        assert one not in ancestors(three) and three not in ancestors(one)
+        assert commands[one].device.id != commands[three].device.id or pair[0] == pair[1]
+    x = rand(rng, (1, 3, 224, 224))
+    single = Executor(model, Plan.single(model, pair[0]), [pair[0]]).run({"input": x})[0]
+    assert rel_err(executor.run({"input": x})[0], single) < 1e-4
+
+
+def test_shares_are_rounded_to_the_kernels_granule():
+    boxes = Placement(("a", "b"), (0.3, 0.7), "c").boxes((1, 64, 7, 7), granule=4)
+    assert [b.range("c") for _, b in boxes] == [(0, 20), (20, 64)]
+    boxes = Placement(("a", "b"), (0.0, 1.0), "h").boxes((1, 64, 7, 7))
+    assert [(d, b) for d, b in boxes] == [("b", Box(0, 1, 0, 64, 0, 7))]
