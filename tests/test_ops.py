@@ -2,7 +2,6 @@
 device, with the CPU- and the GPU-tuned kernels; and every slice of every
 splittable dimension, written by two devices, equal to the whole."""
 
-import numpy as np
 import pytest
 
 from clnn.graph import Model

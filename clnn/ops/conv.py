@@ -60,7 +60,7 @@ def conv_reference(x, w, bias, attrs, groups):
         for i in range(kh):
             for j in range(kw):
                 patch = xg[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
-                out[:, g * mg:(g + 1) * mg] += np.einsum("mc,nchw->nmhw", wg[:, :, i, j], patch)
+                out[:, g * mg:(g + 1) * mg] += np.einsum("mc,nchw->nmhw", wg[:, :, i, j], patch, optimize=True)
     if bias is not None:
         out += bias.reshape(1, -1, 1, 1)
     return out
@@ -103,7 +103,7 @@ class Conv2d(Layer):
         return len(self.inputs) == 2
 
     def describe(self):
-        (kh, kw), (sh, sw) = self.attrs.kernel, self.attrs.stride
+        (kh, kw), sh = self.attrs.kernel, self.attrs.stride[0]
         text = f"{self.op} {self.weight.shape[0]} {kh}x{kw}/{sh}"
         if self.groups > 1:
             text += f" g{self.groups}"
@@ -121,7 +121,7 @@ class Conv2d(Layer):
             raise ModelError(f"Conv node {self.name!r}: input has {c} channels, weights expect "
                              f"{cin_g * self.groups} ({cin_g} per group x {self.groups} groups)")
         if self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            self.attrs.pads = _same_pads(self.attrs, h, w, self.auto_pad)
+            self.attrs.pads = same_pads(self.attrs, h, w, self.auto_pad)
         oh, ow = self.attrs.out_size(h, w)
         if self.has_residual and tuple(in_shapes[1]) != (n, m, oh, ow):
             raise ModelError(f"Conv node {self.name!r}: residual of shape {in_shapes[1]} cannot be added to "
@@ -218,7 +218,7 @@ class Conv2d(Layer):
                        options(b))]
 
 
-def _same_pads(attrs, h, w, mode):
+def same_pads(attrs, h, w, mode):
     """ONNX auto_pad SAME_*: the output is ceil(input / stride), the padding
     split evenly with the odd one at the end (UPPER) or the start (LOWER)."""
     pads = []
