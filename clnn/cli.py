@@ -3,6 +3,7 @@
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import ClnnError, InputError
@@ -54,6 +55,31 @@ def _run(args):
     return 0
 
 
+def _calibrate(args):
+    from . import models
+    from .bench import load_model
+    from .partition.cache import CalibrationCache
+    from .partition.calibrate import calibrate
+    chosen = select(args.devices)
+    cache = CalibrationCache()
+    for spec in args.models or models.ZOO:
+        model = load_model(spec, batch=args.batch)
+        result = calibrate(model, chosen, cache=cache, progress=_progress_bar(model.name))
+        print(f"{model.name}: {result.measured} layer shapes measured in {result.seconds:.1f} s", file=sys.stderr)
+    print(f"calibration stored in {cache.directory}")
+    return 0
+
+
+def _progress_bar(title, width=30):
+    def show(done, total, what):
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{title:<12} [{'#' * filled}{' ' * (width - filled)}] {done}/{total} {what[:40]:<40}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
 def _plan_argument(text):
     """--plan: auto, comma-separated shares, or a plan file."""
     if text is None or text == "auto":
@@ -64,9 +90,36 @@ def _plan_argument(text):
         return text
 
 
+def _bench_zoo(args):
+    import json
+
+    from .bench import zoo_markdown, zoo_rows
+    chosen = select(args.devices)
+    batches = [int(b) for b in args.batches.split(",")]
+
+    def show(row):
+        print(f"  {row['model']} batch {row['batch']}: auto {row['auto_ms']:.3f} ms, speedup {row['speedup']:.2f}, "
+              f"efficiency {row['efficiency']:.2f}, planning {row['planning_s']:.1f} s", flush=True)
+
+    rows = zoo_rows(chosen, batches, args.runs, args.warmup, progress=show)
+    table = zoo_markdown(rows, chosen)
+    print(table)
+    if args.output:
+        stem = Path(args.output)
+        stem.with_suffix(".md").write_text(table + "\n")
+        stem.with_suffix(".json").write_text(json.dumps({"devices": [d.id for d in chosen], "rows": rows},
+                                                        indent=1))
+        print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
+    return 0
+
+
 def _bench(args):
     from .bench import layer_table, load_model, median_latency, random_feeds
     from .session import InferenceSession
+    if args.zoo:
+        return _bench_zoo(args)
+    if not args.model:
+        raise InputError("clnn bench needs a MODEL (a zoo name or an ONNX file) or --zoo")
     model = load_model(args.model, batch=args.batch)
     feeds = random_feeds(model)
     chosen = select(args.devices)
@@ -107,7 +160,10 @@ def build_parser():
     p.set_defaults(func=_run)
 
     p = commands.add_parser("bench", help="median latency of a model on each device (and a plan)")
-    p.add_argument("model", help="an ONNX file or a zoo name")
+    p.add_argument("model", nargs="?", help="an ONNX file or a zoo name")
+    p.add_argument("--zoo", action="store_true", help="the six zoo models: single devices against plan=auto")
+    p.add_argument("--batches", default="1,16", help="with --zoo: batch sizes (default 1,16)")
+    p.add_argument("--output", help="with --zoo: write OUTPUT.md and OUTPUT.json")
     p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
     p.add_argument("--plan", help="also time this plan: auto, shares such as 0.3,0.7, or a plan file")
     p.add_argument("--batch", type=int, default=1)
@@ -115,6 +171,12 @@ def build_parser():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--trace", help="with --plan: write a Chrome trace of one run of the plan here")
     p.set_defaults(func=_bench)
+
+    p = commands.add_parser("calibrate", help="measure devices for plan='auto' (cached per device)")
+    p.add_argument("models", nargs="*", help="zoo names or ONNX files (default: the whole zoo)")
+    p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
+    p.add_argument("--batch", type=int, default=1)
+    p.set_defaults(func=_calibrate)
     return parser
 
 

@@ -72,8 +72,10 @@ class Executor:
     def __init__(self, model, plan, devices, layout=None, memory=None):
         self.model = model
         self.plan = plan
-        self.devices = {d.id: d for d in devices}
-        self.contexts = contexts_for(list(devices), layout=layout, memory=memory)
+        used = {d for p in plan.placements.values() for d, share in zip(p.devices, p.shares) if share > 0}
+        # only the devices the plan gives work to take part (and are waited for)
+        self.devices = {d.id: d for d in devices if d.id in used} or {devices[0].id: devices[0]}
+        self.contexts = contexts_for(list(self.devices.values()), layout=layout, memory=memory)
         self.context_of = {d.id: c for c in self.contexts for d in c.devices}
         self.views = plan_storage(model)
         self.storages = {v.storage: SharedTensor(model.shapes[v.storage], self.contexts, v.storage)

@@ -36,6 +36,9 @@ class InferenceSession:
         self.model = _as_model(model)
         self.devices = select(devices)
         started = time.perf_counter()
+        # with plan="auto" on several devices: what was predicted and measured
+        self.partition_report = None
+        self._layout, self._memory = layout, memory
         self.plan = self._make_plan(plan)
         self._executor = Executor(self.model, self.plan, self.devices, layout=layout, memory=memory)
         log.debug("session for %r ready in %.2f s; plan:\n%s", self.model.name,
@@ -44,7 +47,8 @@ class InferenceSession:
     def _make_plan(self, plan):
         if isinstance(plan, str) and plan == "auto":
             from .partition import auto_plan
-            return auto_plan(self.model, self.devices)
+            plan, self.partition_report = auto_plan(self.model, self.devices, self._layout, self._memory)
+            return plan
         if isinstance(plan, (str, os.PathLike)):
             if not Path(plan).is_file():
                 raise PlanError(f"plan must be 'auto', a list of shares, a clnn.Plan or a plan file; "

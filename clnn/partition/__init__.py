@@ -1,12 +1,115 @@
-"""Placement of every layer on the devices: plan="auto"."""
+"""plan="auto": calibrate, choose every layer's placement, and verify that the
+choice is not slower than the best single device.
 
+The chosen plan and the best single devices are timed after planning; if
+the plan is more than 2 % slower than a single device, a plan without
+splits is tried, then the single device is used. The report says what was
+predicted, what was measured and why a fallback happened.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..bench import interleaved_medians
+from ..executor import Executor
 from ..plan import Plan
+from ..trace import layer_times
+from .calibrate import calibrate
+from .planner import Planner, efficiency
 
-KIND_ORDER = {"gpu": 0, "accelerator": 1, "cpu": 2}
+TOLERANCE = 1.02
+# single devices predicted this much slower than the best are not timed
+TIME_SINGLES_WITHIN = 3.0
 
 
-def auto_plan(model, devices):
-    """The whole model on the device most likely to be fastest: a GPU before
-    a CPU (calibration-free first policy)."""
-    best = min(devices, key=lambda d: (KIND_ORDER.get(d.kind, 3), -d.compute_units))
-    return Plan.single(model, best)
+@dataclass
+class PartitionReport:
+    plan_time: float
+    predicted_time: float
+    single_times: dict
+    predicted_single: dict
+    layer_predicted: dict
+    layer_measured: dict
+    calibration_seconds: float
+    layers_measured: int
+    fallback: str = ""
+    timed: list = field(default_factory=list)
+
+    @property
+    def best_single(self):
+        return min(self.single_times.values())
+
+    @property
+    def speedup(self):
+        return self.best_single / self.plan_time
+
+    @property
+    def efficiency(self):
+        return efficiency(self.single_times, self.plan_time)
+
+    def table(self):
+        lines = [f"plan: measured {self.plan_time * 1e3:.3f} ms, predicted {self.predicted_time * 1e3:.3f} ms; "
+                 f"best single device {self.best_single * 1e3:.3f} ms; speedup {self.speedup:.2f}x; "
+                 f"efficiency {self.efficiency:.2f}"]
+        for device_id, seconds in self.single_times.items():
+            how = "measured" if device_id in self.timed else "predicted"
+            lines.append(f"  {device_id}: {seconds * 1e3:.3f} ms ({how}; predicted "
+                         f"{self.predicted_single[device_id] * 1e3:.3f} ms)")
+        if self.fallback:
+            lines.append(f"  fallback: {self.fallback}")
+        lines.append(f"  calibration: {self.calibration_seconds:.1f} s, {self.layers_measured} layer shapes measured")
+        lines.append(f"  {'layer':<28} {'predicted ms':>12} {'measured ms':>12}")
+        for name, predicted in self.layer_predicted.items():
+            measured = self.layer_measured.get(name, float("nan"))
+            lines.append(f"  {name:<28} {predicted * 1e3:12.3f} {measured * 1e3:12.3f}")
+        return "\n".join(lines)
+
+
+def _feeds(model):
+    rng = np.random.default_rng(0)
+    return {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
+
+
+def _runs_for(predicted):
+    return 5 if predicted < 0.05 else 3
+
+
+def auto_plan(model, devices, layout=None, memory=None, cache=None, progress=None):
+    """(Plan, PartitionReport or None): the calibrated choice for ``model``."""
+    if len(devices) == 1:
+        return Plan.single(model, devices[0]), None
+    calibration = calibrate(model, devices, layout, memory, cache, progress)
+    planner = Planner(model, devices, calibration)
+    predicted_single = {d.id: planner.single(d.id) for d in devices}
+    best_predicted = min(predicted_single.values())
+    # (label, plan, predicted seconds, predicted seconds per layer), in order of preference
+    planned = [("planned", *planner.best())]
+    if _splits(planned[0][1]):
+        planned.append(("planned without splits", *Planner(model, devices, calibration, splits=False).best()))
+    timed = [d for d in devices if predicted_single[d.id] <= TIME_SINGLES_WITHIN * best_predicted]
+    singles = [(d.id, Plan.single(model, d), predicted_single[d.id], {}) for d in timed]
+    everything = singles + planned
+    executors = [Executor(model, plan, devices, layout=layout, memory=memory) for _, plan, _, _ in everything]
+    feeds = _feeds(model)
+    times, _ = interleaved_medians([lambda e=e: e.run(feeds) for e in executors], _runs_for(best_predicted))
+    best_single = min(range(len(timed)), key=lambda i: times[i])
+    within = [i for i in range(len(timed), len(everything)) if times[i] <= TOLERANCE * times[best_single]]
+    chosen = within[0] if within else best_single
+    fallback = ""
+    if chosen != len(timed):
+        fallback = (f"the planned placement measured {times[len(timed)] * 1e3:.3f} ms against "
+                    f"{times[best_single] * 1e3:.3f} ms on {timed[best_single].id} alone; "
+                    f"kept: {everything[chosen][0]}")
+    label, plan, predicted, layer_predicted = everything[chosen]
+    layer_measured = {name: max(per_device.values())
+                      for name, per_device in layer_times(executors[chosen].timeline()).items()}
+    single_times = dict(predicted_single, **{d.id: t for d, t in zip(timed, times)})
+    report = PartitionReport(times[chosen], predicted, single_times, predicted_single, layer_predicted,
+                             layer_measured, calibration.seconds, calibration.measured, fallback,
+                             [d.id for d in timed])
+    return plan, report
+
+
+def _splits(plan):
+    return any(p.dim is not None and sum(s > 0 for s in p.shares) > 1 for p in plan.placements.values())

@@ -1,0 +1,84 @@
+"""Calibration: measures what the cache does not hold yet for a model on a
+set of devices, and stores it."""
+
+import logging
+import time
+
+from .cache import CalibrationCache, device_key
+from .costmodel import DeviceCosts, signature
+from .measure import handoff, launch_cost, slice_times
+from .planner import Calibration, Link
+
+log = logging.getLogger("clnn")
+
+# sizes (float32 elements) of the two hand-overs that fix a link's latency and per-byte cost
+SMALL, LARGE = 256, 1 << 20
+
+
+def _kernel_layers(model):
+    return [layer for layer in model.layers if not layer.is_view]
+
+
+def calibrate(model, devices, layout=None, memory=None, cache=None, progress=None):
+    """A Calibration covering every layer of ``model`` on every device and
+    every ordered pair of devices; ``progress(done, total, what)`` is called
+    as measurements finish."""
+    cache = cache or CalibrationCache()
+    started = time.perf_counter()
+    records = {d.id: cache.load(device_key(d)) for d in devices}
+    costs = {d.id: DeviceCosts(d, records[d.id]) for d in devices}
+    todo = []
+    for d in devices:
+        if "launch" not in records[d.id]:
+            todo.append(("launch", d, None))
+        seen = set()
+        for layer in _kernel_layers(model):
+            known = costs[d.id].measured(layer) is not None or costs[d.id].confident(layer)
+            if not known and signature(layer) not in seen:
+                seen.add(signature(layer))
+                todo.append(("layer", d, layer))
+    pairs = [(a, b) for a in devices for b in devices if a.id != b.id]
+    link_records = {}
+    for a, b in pairs:
+        key = _link_key(a, b, layout, memory)
+        link_records[(a.id, b.id)] = cache.load(key)
+        if "latency" not in link_records[(a.id, b.id)]:
+            todo.append(("link", a, b))
+    for done, (what, device, item) in enumerate(todo, start=1):
+        if what == "launch":
+            records[device.id]["launch"], records[device.id]["run"] = launch_cost(device)
+        elif what == "layer":
+            costs[device.id].add(item, slice_times(item, device))
+        else:
+            link_records[(device.id, item.id)] = _measure_link(device, item, layout, memory)
+        if progress:
+            progress(done, len(todo), f"{what} {device.id}" + (f" {item.name}" if what == "layer" else ""))
+    for d in devices:
+        cache.save(device_key(d), records[d.id])
+    by_id = {d.id: d for d in devices}
+    for (a, b), record in link_records.items():
+        cache.save(_link_key(by_id[a], by_id[b], layout, memory), record)
+    links = {pair: Link(r["latency"], r["per_byte"]) for pair, r in link_records.items()}
+    for d in devices:  # the host side: inputs in and outputs out of a discrete device's memory
+        half = min((links[(d.id, o.id)] for o in devices if o.id != d.id), key=lambda l: l.per_byte,
+                   default=Link(0.0, 0.0))
+        unified = d.unified_memory if memory in (None, "auto") else memory == "unified"
+        side = Link(0.0, 0.0) if unified else Link(half.latency / 2, half.per_byte / 2)
+        links[("host", d.id)] = links[(d.id, "host")] = side
+    seconds = time.perf_counter() - started
+    measured = sum(1 for what, _, _ in todo if what == "layer")
+    if todo:
+        log.debug("calibrated %d items in %.1f s", len(todo), seconds)
+    return Calibration(costs, {d.id: records[d.id]["launch"] for d in devices},
+                       {d.id: records[d.id]["run"] for d in devices}, links, seconds, measured)
+
+
+def _link_key(a, b, layout, memory):
+    return f"link|{device_key(a)}|{device_key(b)}|{layout or 'default'}|{memory or 'auto'}"
+
+
+def _measure_link(source, target, layout, memory):
+    small = handoff(source, target, SMALL, layout, memory)
+    large = handoff(source, target, LARGE, layout, memory)
+    per_byte = max(large - small, 0.0) / ((LARGE - SMALL) * 4)
+    return {"latency": max(small - SMALL * 4 * per_byte, 0.0), "per_byte": per_byte}

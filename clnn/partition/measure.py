@@ -1,0 +1,122 @@
+"""Measurements the partitioner calibrates with: what a launch costs on a
+device, what a slice of a layer costs, what handing data from one device to
+another costs. Kernel and copy times come from the queues' profiling
+events; every figure is a median of several runs after a warm-up."""
+
+import numpy as np
+
+from ..executor import Executor
+from ..graph import Model
+from ..microbench import alone
+from ..ops import Activation
+from ..plan import Placement, Plan
+
+RUNS = 5
+# the shares measured on each layer: each split run times a share and its complement
+SPLIT_SHARES = (0.25, 0.5)
+
+
+def _median_runs(executor, feeds, runs, collect):
+    executor.run(feeds)
+    samples = []
+    for _ in range(runs):
+        executor.run(feeds)
+        samples.append(collect(executor.timeline()))
+    return samples
+
+
+def _feeds(model, seed=0):
+    rng = np.random.default_rng(seed)
+    return {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
+
+
+def split_dim(layer):
+    """The dimension a layer is measured and preferably split along."""
+    return next((d for d in ("c", "h", "n") if layer.splittable(d)), None)
+
+
+def slice_times(layer, device, runs=RUNS):
+    """{share: seconds} of ``layer``'s kernels on ``device`` for its whole
+    output and for slices of its preferred split dimension."""
+    model = alone(layer)
+    feeds = _feeds(model)
+    single = Executor(model, Plan.single(model, device), [device])
+    whole = np.median(_median_runs(single, feeds, runs, _kernel_span))
+    found = {1.0: float(whole)}
+    dim = split_dim(layer)
+    if dim is None:
+        return found
+    name = model.layers[0].name
+    for share in SPLIT_SHARES:
+        placement = Placement((device.id, device.id), (share, 1.0 - share), dim)
+        boxes = placement.boxes(layer.out_shape, layer.granule(dim))
+        if len(boxes) < 2:
+            continue
+        plan = Plan(model, {name: placement}, [device.id])
+        executor = Executor(model, plan, [device])
+        parts = np.median(_median_runs(executor, feeds, runs, _per_box), axis=0)
+        extent = layer.out_shape["nch".index(dim)]
+        for (_, box), seconds in zip(boxes, parts):
+            lo, hi = box.range(dim)
+            found[round((hi - lo) / extent, 4)] = float(seconds)
+    return found
+
+
+def _kernel_span(timeline):
+    spans = [(r["start"], r["end"]) for r in timeline if r["kind"] == "kernel"]
+    return (max(e for _, e in spans) - min(s for s, _ in spans)) * 1e-9
+
+
+def _per_box(timeline):
+    """Kernel seconds per slice, in the order the slices were compiled."""
+    totals = {}
+    for r in timeline:
+        if r["kind"] == "kernel":
+            totals[r["box"]] = totals.get(r["box"], 0.0) + (r["end"] - r["start"]) * 1e-9
+    return list(totals.values())
+
+
+def _chain(length, shape):
+    layers, x = [], "x"
+    for i in range(length):
+        layers.append(Activation(f"a{i}", x, "relu"))
+        x = layers[-1].name
+    return Model({"x": shape}, layers, [x], fuse=False)
+
+
+def launch_cost(device, runs=15):
+    """(seconds a dependent launch adds to a run, seconds a run costs with
+    no work): from the wall time of runs of 1 and of 9 tiny kernels."""
+    import time
+
+    def wall(length):
+        model = _chain(length, (1, 1, 1, 8))
+        executor = Executor(model, Plan.single(model, device), [device])
+        feeds = _feeds(model)
+        executor.run(feeds)
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            executor.run(feeds)
+            samples.append(time.perf_counter() - started)
+        return float(np.median(samples))
+
+    one, nine = wall(1), wall(9)
+    per_launch = max((nine - one) / 8, 0.0)
+    return per_launch, max(one - per_launch, 0.0)
+
+
+def handoff(source, target, elements, layout=None, memory=None, runs=RUNS):
+    """Seconds between the end of a kernel on ``source`` and the start of a
+    kernel on ``target`` that reads its ``elements`` float32 outputs: the
+    bridge, the copies and the waits of handing data over."""
+    model = _chain(2, (1, elements, 1, 1))
+    plan = Plan(model, {"a0": Placement.whole(source.id), "a1": Placement.whole(target.id)},
+                [source.id, target.id])
+    executor = Executor(model, plan, [source, target], layout=layout, memory=memory)
+
+    def gap(timeline):
+        kernels = {r["label"]: r for r in timeline if r["kind"] == "kernel"}
+        return max(kernels["a1"]["start"] - kernels["a0"]["end"], 0) * 1e-9
+
+    return float(np.median(_median_runs(executor, _feeds(model), runs, gap)))
