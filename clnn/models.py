@@ -95,11 +95,15 @@ def alexnet(batch=1, seed=0):
     x = b.conv("conv4", x, 384, 384, 3, pad=1)
     x = b.conv("conv5", x, 384, 256, 3, pad=1)
     x = b.pool("pool5", x, "max", 3, 2)
+    return b.model("alexnet", {"input": (batch, 3, 227, 227)}, _classifier(b, x, 9216))
+
+
+def _classifier(b, x, features):
+    """AlexNet's and VGG's head: flatten, then 4096, 4096 and 1000 features."""
     x = b.flatten("flatten", x)
-    x = b.linear("fc6", x, 9216, 4096)
+    x = b.linear("fc6", x, features, 4096)
     x = b.linear("fc7", x, 4096, 4096)
-    x = b.linear("fc8", x, 4096, 1000, relu=False)
-    return b.model("alexnet", {"input": (batch, 3, 227, 227)}, x)
+    return b.linear("fc8", x, 4096, 1000, relu=False)
 
 
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -115,11 +119,7 @@ def vgg16(batch=1, seed=0):
         else:
             x = b.conv(f"conv{block}_{conv}", x, cin, item, 3, pad=1)
             cin, conv = item, conv + 1
-    x = b.flatten("flatten", x)
-    x = b.linear("fc6", x, 25088, 4096)
-    x = b.linear("fc7", x, 4096, 4096)
-    x = b.linear("fc8", x, 4096, 1000, relu=False)
-    return b.model("vgg16", {"input": (batch, 3, 224, 224)}, x)
+    return b.model("vgg16", {"input": (batch, 3, 224, 224)}, _classifier(b, x, 25088))
 
 
 def _fire(b, name, x, cin, squeeze, expand):

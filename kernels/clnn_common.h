@@ -13,6 +13,14 @@
 #define CLNN_CTENSOR(name) __global const float *name, const int name##_off, const int name##_ns
 #define CLNN_AT(name, n, c, h, w, H, W) (name##_off + (n) * name##_ns + ((c) * (H) + (h)) * (W) + (w))
 
+/* Declares n, c, h, w: the element of a box that flat work-item i computes;
+ * the box starts at (n0, c0, h0) and spans bc channels of bh rows of W. */
+#define CLNN_BOX_ELEMENT(i, W, n0, c0, h0, bc, bh) \
+    const int w = (i) % (W); \
+    const int h = (h0) + (i) / (W) % (bh); \
+    const int c = (c0) + (i) / ((W) * (bh)) % (bc); \
+    const int n = (n0) + (i) / ((W) * (bh) * (bc))
+
 /* The few things OpenCL C and CUDA spell differently, as kernels use them.
  * kernels/clnn_cuda.h defines them for CUDA (and CLNN_CUDA) before this file. */
 #ifndef CLNN_CUDA

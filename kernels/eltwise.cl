@@ -26,12 +26,7 @@ __kernel void clnn_eltwise_box(CLNN_TENSOR(out), CLNN_CTENSOR(a), CLNN_CTENSOR(b
     const int i = get_global_id(0);
     if (i >= count)
         return;
-    const int w = i % W;
-    int r = i / W;
-    const int h = h0 + r % bh;
-    r /= bh;
-    const int c = c0 + r % bc;
-    const int n = n0 + r / bc;
+    CLNN_BOX_ELEMENT(i, W, n0, c0, h0, bc, bh);
     const float x = a[CLNN_AT(a, n, c, h, w, H, W)];
     float y = x;
     if (op != OP_NONE) {
@@ -54,12 +49,7 @@ __kernel void clnn_scale_shift_box(CLNN_TENSOR(out), CLNN_CTENSOR(a), __global c
     const int i = get_global_id(0);
     if (i >= count)
         return;
-    const int w = i % W;
-    int r = i / W;
-    const int h = h0 + r % bh;
-    r /= bh;
-    const int c = c0 + r % bc;
-    const int n = n0 + r / bc;
+    CLNN_BOX_ELEMENT(i, W, n0, c0, h0, bc, bh);
     const float y = a[CLNN_AT(a, n, c, h, w, H, W)] * scale[c] + shift[c];
     out[CLNN_AT(out, n, c, h, w, H, W)] = clnn_act(y, act, alpha, beta);
 }

@@ -11,12 +11,7 @@ __kernel void clnn_lrn_channels(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int C,
     const int i = get_global_id(0);
     if (i >= count)
         return;
-    const int w = i % W;
-    int r = i / W;
-    const int h = h0 + r % bh;
-    r /= bh;
-    const int c = c0 + r % bc;
-    const int n = n0 + r / bc;
+    CLNN_BOX_ELEMENT(i, W, n0, c0, h0, bc, bh);
     const int lo = max(c - (size - 1) / 2, 0);
     const int hi = min(c + size / 2, C - 1);
     float sq = 0.0f;
