@@ -2,7 +2,9 @@
 # Runs stages of clnn's GPU-machine checks and benchmarks; logs go to $OUT.
 # On the GPU machine (see README, "Testing on a machine without network"):
 #   source .whl/gpu-env.sh && bash benchmarks/gpu_machine.sh devices tox ...
-# Stages: devices, tox (nvidia and mixed), microbench, zoo, tiles.
+# Stages: devices, tox (nvidia, mixed, cuda), microbench, tiles, coexec (CPU
+# only, GPU only and 50/50 per zoo model, with traces), auto (the zoo against
+# plan=auto), cuda (the zoo on CUDA beside NVIDIA's OpenCL).
 set -uo pipefail
 OUT=${OUT:-/tmp/clnn-out}
 mkdir -p "$OUT"
@@ -15,7 +17,7 @@ stage_devices() { python3 -m clnn devices; }
 
 # PYTEST_ARGS: extra pytest arguments for the tox stage
 stage_tox() {
-  python3 -m tox -e nvidia,mixed -- -q --ignore=tests/test_packaging.py ${PYTEST_ARGS:-}
+  python3 -m tox -e ${TOX_ENVS:-nvidia,mixed,cuda} -- -q --ignore=tests/test_packaging.py ${PYTEST_ARGS:-}
 }
 
 stage_microbench() {
@@ -24,17 +26,29 @@ stage_microbench() {
 }
 
 stage_tiles() {
-  for tiles in TM=64,TN=64,TK=16,RM=4,RN=4 TM=128,TN=128,TK=8,RM=8,RN=8 TM=128,TN=64,TK=16,RM=8,RN=4 \
-               TM=64,TN=128,TK=16,RM=4,RN=8 TM=128,TN=128,TK=16,RM=8,RN=8; do
-    python3 -m clnn.microbench --devices nvidia --models vgg16 --batch 16 --ops Conv --runs 5 --gpu-tiles "$tiles"
+  for tiles in TM=64,TN=64,TK=16,RM=4,RN=4 TM=128,TN=128,TK=8,RM=8,RN=8 TM=128,TN=64,TK=16,RM=8,RN=4; do
+    python3 -m clnn.microbench --devices nvidia --models vgg16,resnet18 --batch 16 --ops Conv --runs 5 \
+      --gpu-tiles "$tiles"
   done
 }
 
-stage_zoo() {
+stage_coexec() {
   for model in lenet5 fcnn alexnet vgg16 squeezenet resnet18; do
     for batch in 1 16; do
       python3 -m clnn bench "$model" --batch "$batch" --devices "portable;nvidia" --plan 0.5,0.5 --runs 10 \
-        --trace "$OUT/trace-$model-b$batch.json" | sed -n '1,4p'
+        $( [ "$model-$batch" = alexnet-16 ] && echo --trace "$OUT/trace-alexnet-b16.json" ) | sed -n '1,4p'
+    done
+  done
+}
+
+stage_auto() {
+  python3 -m clnn bench --zoo --batches 1,16 --devices "portable;nvidia" --runs 10 --output "$OUT/zoo-auto"
+}
+
+stage_cuda() {
+  for model in lenet5 fcnn alexnet vgg16 squeezenet resnet18; do
+    for batch in 1 16; do
+      python3 -m clnn bench "$model" --batch "$batch" --devices "nvidia;cuda" --runs 10 | sed -n '1,3p'
     done
   done
 }
