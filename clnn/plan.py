@@ -40,9 +40,14 @@ class Placement:
             return [(self.devices[self.shares.index(max(self.shares))], whole)]
         extent = whole.range(self.dim)[1]
         bounds, total = [0], 0.0
-        for share in self.shares[:-1]:
+        for index, share in enumerate(self.shares[:-1]):
             total += share
-            cut = int(round(extent * total / granule)) * granule
+            if share == 0:  # rounding never hands work to a device given none
+                cut = bounds[-1]
+            elif sum(self.shares[index + 1:]) == 0:
+                cut = extent
+            else:
+                cut = int(round(extent * total / granule)) * granule
             bounds.append(min(max(cut, bounds[-1]), extent))
         bounds.append(extent)
         return [(d, whole.with_range(self.dim, lo, hi))

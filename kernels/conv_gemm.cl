@@ -100,6 +100,7 @@ void clnn_conv_gemm_tiled(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const flo
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
+#pragma unroll
     for (int j = 0; j < RN; j++) {
         const int pp = p_tile + tx + j * WG_N;
         if (pp >= P)

@@ -124,3 +124,6 @@ def test_shares_are_rounded_to_the_kernels_granule():
     assert [b.range("c") for _, b in boxes] == [(0, 20), (20, 64)]
     boxes = Placement(("a", "b"), (0.0, 1.0), "h").boxes((1, 64, 7, 7))
     assert [(d, b) for d, b in boxes] == [("b", Box(0, 1, 0, 64, 0, 7))]
+    # a share of 0 or 1 stays so whatever the granule
+    boxes = Placement(("a", "b"), (1.0, 0.0), "c").boxes((1, 5, 7, 7), granule=4)
+    assert [(d, b.range("c")) for d, b in boxes] == [("a", (0, 5))]

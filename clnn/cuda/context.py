@@ -1,0 +1,142 @@
+"""A CUDA context: one GPU, its primary context and one stream, running the
+kernels of kernels/ compiled by NVRTC."""
+
+import logging
+import threading
+
+import numpy as np
+
+from ..errors import DeviceError
+from ..runtime.backend import Context
+from . import nvrtc
+from .driver import CudaError, Primary, call, cu
+from .events import FlagPool, UserEvent
+from .launch import Bound, grid
+from .memory import DeviceBuffer, MappedBuffer, copy_params, pinned_array
+from .stream import Stream
+
+log = logging.getLogger("clnn")
+
+
+class CudaContext(Context):
+    backend = "cuda"
+
+    def __init__(self, devices, memory="auto"):
+        if len(devices) != 1:
+            raise DeviceError(f"a CUDA context holds one GPU, not {len(devices)}; give each its own with "
+                              "layout='device' (CLNN_CONTEXTS=device)")
+        self.devices = tuple(devices)
+        self._info = devices[0].handle
+        if memory == "auto":
+            self.unified = devices[0].unified_memory and self._info.maps_host_memory
+        else:
+            self.unified = memory == "unified"
+            if self.unified and not self._info.maps_host_memory:
+                raise DeviceError(f"{devices[0]} cannot use host memory in place (memory='unified')")
+        self._primary = Primary(self._info.device)
+        self._stream = Stream(self._primary)
+        self._modules = {}
+        self._functions = {}
+        self._build_lock = threading.Lock()
+        self._flags = None  # FlagPool once user events are needed, False where streams cannot wait on memory
+        self._flags_lock = threading.Lock()
+        log.debug("context %s: %s memory", devices[0], "unified (in place)" if self.unified
+                  else "discrete (resident buffers, region copies)")
+
+    def __repr__(self):
+        return f"CudaContext({self.devices[0]})"
+
+    def queue(self, device):
+        return self._stream
+
+    # memory ------------------------------------------------------------------------
+    def alloc(self, nbytes, home=None):
+        try:
+            if home is not None:
+                return MappedBuffer(self._primary, home)
+            return DeviceBuffer(self._primary, nbytes)
+        except CudaError as exc:
+            raise DeviceError(f"cannot allocate {nbytes} bytes on {self.devices[0]}: {exc}") from exc
+
+    def alloc_home(self, nbytes):
+        if self.unified:
+            return None
+        return pinned_array(self._primary, max(int(nbytes) // 4, 1))
+
+    def upload(self, buffer, array):
+        array = np.ascontiguousarray(array)
+        with self._primary:
+            call(cu().cuMemcpyHtoDAsync, buffer.ptr, array.ctypes.data, array.nbytes, self._stream.handle)
+        self._stream.sync()  # the copy reads ``array`` until then
+
+    def copy_box(self, queue, buffer, home, geometry, to_host, wait_for):
+        params = copy_params(buffer.ptr, home.ctypes.data, geometry, to_host)
+        return queue.enqueue(wait_for, lambda stream: call(cu().cuMemcpy3DAsync, params, stream))
+
+    # kernels -----------------------------------------------------------------------
+    def kernel(self, source, name, options=()):
+        key = (source, tuple(options), name)
+        function = self._functions.get(key)
+        if function is None:
+            with self._build_lock:
+                function = self._functions.get(key)
+                if function is None:
+                    module = self._program(source, tuple(options))
+                    try:
+                        with self._primary:
+                            function = call(cu().cuModuleGetFunction, module, name.encode())
+                    except CudaError as exc:
+                        raise DeviceError(f"kernels/{source}.cl has no kernel {name}: {exc}") from exc
+                    self._functions[key] = function
+        return function
+
+    def _program(self, source, options):
+        """The loaded module of kernels/<source>.cl built with ``options``
+        (the name is the OpenCL backend's, which generic tests call)."""
+        key = (source, options)
+        module = self._modules.get(key)
+        if module is None:
+            image = nvrtc.build(source, options, self._info.capability)
+            try:
+                with self._primary:
+                    module = call(cu().cuModuleLoadData, image)
+            except CudaError as exc:
+                raise DeviceError(f"loading kernels/{source}.cl on {self.devices[0]} failed: {exc}") from exc
+            self._modules[key] = module
+        return module
+
+    def bind(self, source, name, options, args):
+        function = self.kernel(source, name, options)
+        with self._primary:
+            return Bound(function, name, args)
+
+    def launch(self, queue, bound, global_size, local_size, wait_for):
+        blocks, threads = grid(global_size, local_size)
+        return queue.enqueue(wait_for, lambda stream: call(
+            cu().cuLaunchKernel, bound.function, *blocks, *threads, 0, stream, bound.params, 0))
+
+    # events ------------------------------------------------------------------------
+    def user_event(self):
+        event = UserEvent(self._flag_pool())
+        return event, event.settle
+
+    def _flag_pool(self):
+        """The FlagPool of this context, or None where its stream cannot wait
+        on memory. CUDA 12 has no attribute for stream memory operations (v2,
+        on by default), so one wait that is already satisfied tells."""
+        with self._flags_lock:
+            if self._flags is None:
+                pool = FlagPool(self._primary)
+                probe = UserEvent(pool)
+                probe.settle()
+                try:
+                    with self._primary:
+                        probe.enqueue_wait(self._stream.handle)
+                    self._flags = pool
+                except CudaError as exc:
+                    log.debug("%s: user events block the enqueuing thread (%s)", self.devices[0], exc)
+                    self._flags = False
+            return self._flags or None
+
+    def event_times(self, event):
+        return self._stream.times(event)
