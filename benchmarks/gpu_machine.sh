@@ -12,6 +12,9 @@ mkdir -p "$OUT"
 SITE=$(python3 -c 'import numpy, os; print(os.path.dirname(os.path.dirname(numpy.__file__)))')
 export PYTHONPATH="$PYTHONPATH:$SITE"
 export POCL_CACHE_DIR=/tmp/pocl-cache
+# an uninstalled checkout has no entry points: write them beside the sources
+# (PYTHONPATH holds the checkout) so that the CUDA plugin is found
+python3 -c "import setuptools; setuptools.setup()" -q egg_info >/dev/null 2>&1
 
 stage_devices() { python3 -m clnn devices; }
 
