@@ -10,12 +10,12 @@ __kernel void clnn_conv_direct(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global cons
                                const int sh, const int sw, const int dh, const int dw,
                                const int pt, const int pl, const int m_per_group,
                                const int n0, const int c0, const int h0, const int bc, const int bh,
-                               const int act, const float alpha, const float beta,
+                               const int bn, const int act, const float alpha, const float beta,
                                const int has_bias, const int has_res)
 {
     const int ow = get_global_id(0);
     const int r = get_global_id(1);
-    if (ow >= OW || r >= bc * bh)
+    if (ow >= OW || r >= bc * bh || get_global_id(2) >= bn)
         return;
     const int c = c0 + r % bc;
     const int oh = h0 + r / bc;

@@ -17,6 +17,11 @@ pytest.importorskip("cuda.bindings.nvrtc", reason="needs clnn[cuda] (cuda-bindin
 ARCHITECTURES = {"xavier-sm72": (7, 2), "orin-sm87": (8, 7)}
 
 
+def nvrtc_major():
+    from cuda.bindings import nvrtc as rtc
+    return rtc.nvrtcVersion()[1]
+
+
 def _layer_builds():
     """(source, options) of every launch that the layers with build options
     make, for CPU and GPU profiles: a convolution, a grouped one, and dense
@@ -44,6 +49,8 @@ BUILDS = sorted({(name, ()) for name in sources.source_names()} | _layer_builds(
 @pytest.mark.parametrize("source, options", BUILDS,
                          ids=[f"{s}[{' '.join(o) or 'defaults'}]" for s, o in BUILDS])
 def test_every_kernel_compiles_for_jetson(source, options, capability):
+    if capability == (7, 2) and nvrtc_major() >= 13:
+        pytest.skip("CUDA 13's NVRTC no longer targets sm_72; clnn[cuda] pins CUDA 12's, which CI runs")
     image = nvrtc.build(source, options, capability)
     assert image.startswith(b"\x7fELF")  # a cubin of the GPU's own architecture: no JIT on the board
 

@@ -78,6 +78,8 @@ def test_a_row_chain_exchanges_only_halo_rows(pair, rng):
     """Four 3x3 convs split on rows with the same boundaries, each device in
     its own context with resident buffers: between layers only the one row
     on each side of the boundary crosses, never a whole slice."""
+    if pair[0] == pair[1]:
+        pytest.skip("two distinct devices are needed for two contexts")
     model = _chain(rng)
     ids = (pair[0].id, pair[1].id)
     plan = Plan(model, {layer.name: Placement(ids, (0.5, 0.5), "h") for layer in model.layers}, ids)

@@ -4,10 +4,19 @@ The translation is textual: kernels/clnn_cuda.h (which spells the OpenCL C
 that kernels use in CUDA C++) followed by the kernel source. Build options
 of the form -DNAME=VALUE mean the same to both compilers; OpenCL's -cl-*
 options are mapped where CUDA has the same switch and dropped otherwise.
+
+NVRTC runs in a child process (``build``): NVRTC and PoCL each carry an
+LLVM, and with NVRTC's loaded first, PoCL's compiler crashed the process on
+the GPU machine. A cubin is plain bytes, so nothing is lost by compiling
+elsewhere.
 """
 
+import base64
 import functools
+import json
 import logging
+import subprocess
+import sys
 import time
 
 from ..errors import DeviceError
@@ -83,23 +92,48 @@ def _image(program, cubin):
 
 def build(source, options, capability):
     """The loadable image (cubin or PTX) of kernels/<source>.cl built with
-    OpenCL-style ``options`` for a device of compute capability ``capability``;
-    DeviceError with NVRTC's log on failure."""
+    OpenCL-style ``options`` for a device of compute capability ``capability``
+    (compiled in a child process); DeviceError with NVRTC's log on failure."""
+    request = {"name": source, "text": translate(source), "options": list(options),
+               "capability": list(capability)}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "clnn.cuda.nvrtc"], input=json.dumps(request),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DeviceError(done.stderr.strip() or f"the NVRTC process for kernels/{source}.cl failed "
+                          f"(exit status {done.returncode})")
+    log.debug("compiled %s %s in %.2f s", source, " ".join(options), time.perf_counter() - started)
+    return base64.b64decode(done.stdout)
+
+
+def compile_here(name, text, options, capability):
+    """NVRTC in this process: what the child process of ``build`` runs."""
     arch, cubin = target(capability)
     flags = [f"--gpu-architecture={arch}", *nvrtc_options(options)]
-    started = time.perf_counter()
-    program = call(rtc().nvrtcCreateProgram, translate(source).encode(), f"{source}.cl".encode(), 0, [], [])
+    program = call(rtc().nvrtcCreateProgram, text.encode(), f"{name}.cl".encode(), 0, [], [])
     try:
         try:
             call(rtc().nvrtcCompileProgram, program, len(flags), [f.encode() for f in flags])
         except CudaError as exc:
-            raise DeviceError(f"compiling kernels/{source}.cl with options {list(options)} for CUDA ({arch}) "
+            raise DeviceError(f"compiling kernels/{name}.cl with options {list(options)} for CUDA ({arch}) "
                               f"failed:\n{_log(program)}") from exc
-        warnings = _log(program)
-        if warnings:
-            log.debug("NVRTC on %s %s: %s", source, " ".join(flags), warnings)
-        image = _image(program, cubin)
+        return _image(program, cubin)
     finally:
         call(rtc().nvrtcDestroyProgram, program)
-    log.debug("compiled %s %s in %.2f s", source, " ".join(flags), time.perf_counter() - started)
-    return image
+
+
+def _child():
+    """Reads a build request on stdin, writes the image (base64) on stdout,
+    or the error on stderr with exit status 1."""
+    request = json.load(sys.stdin)
+    try:
+        image = compile_here(request["name"], request["text"], request["options"], tuple(request["capability"]))
+    except Exception as exc:  # the parent reports it as a DeviceError
+        sys.stderr.write(str(exc))
+        return 1
+    sys.stdout.write(base64.b64encode(image).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child())

@@ -6,7 +6,7 @@ import numpy as np
 from ..box import Box
 from ..errors import ModelError
 from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, apply_activation, ceil_div,
-                   i32)
+                   grid_launch, i32)
 
 # GPU tiles (TM x TN outputs per work-group, RM x RN per work-item) and CPU
 # blocking (MR channels x 16 pixels per micro-kernel, PB panels per
@@ -197,8 +197,9 @@ class Conv2d(Layer):
         if self.groups > 1:
             args = [OUT, In(0), Param("w"), Param("bias"), residual,
                     *i32(m, self.weight.shape[1], h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl,
-                         m // self.groups, box.n0, box.c0, box.h0, bc, bh), *tail]
-            return [Launch("conv_direct", "clnn_conv_direct", (ow, bc * bh, box.n1 - box.n0), None, args)]
+                         m // self.groups, box.n0, box.c0, box.h0, bc, bh, box.n1 - box.n0), *tail]
+            size, local = grid_launch(profile, (ow, bc * bh, box.n1 - box.n0))
+            return [Launch("conv_direct", "clnn_conv_direct", size, local, args)]
         k = self.weight[0].size
         pixels = (box.n1 - box.n0) * bh * ow
         args = [OUT, In(0), Param("w"), Param("bias"), residual, Param("ktab"),
