@@ -150,6 +150,20 @@ def test_split_on_one_device_reads_only_its_input_box(name, kind, device, rng):
             assert rel_err(actual, expected) < TOL, dim
 
 
+@pytest.mark.oclgrind
+@pytest.mark.parametrize("units", [1, 10_000], ids=["big-tiles", "small-tiles"])
+def test_both_gpu_tile_sizes(units, device, rng, monkeypatch):
+    """The GPU convolution kernel takes 64x64 or 32x32 tiles by how many
+    work-groups the device can hold: both are right."""
+    from clnn.ops import conv
+    monkeypatch.setattr(conv, "GPU_WORK_GROUPS_PER_UNIT", units)
+    for name in ("conv_wide_k", "conv_big_k", "dense_gemv_b17"):
+        model, feeds = build(name, rng)
+        with kernels_for("gpu"):
+            (actual,) = run(model, feeds, Plan.single(model, device), [device])
+        assert rel_err(actual, model.reference(feeds)[0]) < TOL, name
+
+
 def _share_patterns(extent):
     """Whole to either side, one element, uneven, even."""
     return [(0.0, 1.0), (1.0, 0.0), (1.0 / extent, 1 - 1.0 / extent), (0.37, 0.63), (0.5, 0.5)]

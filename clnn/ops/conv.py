@@ -12,6 +12,10 @@ from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, apply_
 # blocking (MR channels x 16 pixels per micro-kernel, PB panels per
 # work-item, KC rows of im2col packed at a time); see kernels/conv_*.cl.
 GPU_TILES = {"TM": 64, "TN": 64, "TK": 16, "RM": 4, "RN": 4}
+# where 64 x 64 tiles would leave compute units idle (deep layers at batch 1
+# have few pixels), 32 x 32 tiles give four times the work-groups
+GPU_SMALL_TILES = {"TM": 32, "TN": 32, "TK": 16, "RM": 2, "RN": 2}
+GPU_WORK_GROUPS_PER_UNIT = 2
 CPU_BLOCKS = {"MR": 6, "PB": 96, "KC": 256}
 # work-items per CPU core that the panel count per work-item must leave
 CPU_ITEMS_PER_CORE = 4
@@ -206,6 +210,8 @@ class Conv2d(Layer):
                 *i32(m, k, h, w, ow, sh, sw, pt, pl, box.n0, box.c0, box.h0, bc, bh, oh, pixels), *tail]
         if profile.kind == "gpu":
             t = GPU_TILES
+            if ceil_div(pixels, t["TN"]) * ceil_div(bc, t["TM"]) < GPU_WORK_GROUPS_PER_UNIT * profile.compute_units:
+                t = GPU_SMALL_TILES
             wg = (t["TN"] // t["RN"], t["TM"] // t["RM"])
             size = (ceil_div(pixels, t["TN"]) * wg[0], ceil_div(bc, t["TM"]) * wg[1])
             return [Launch("conv_gemm", "clnn_conv_gemm_tiled", size, wg, args, options(t))]
