@@ -98,11 +98,9 @@ class Executor:
                 continue
             for device_id, box in self.plan.slices(layer):
                 self._compile_slice(coherence, layer, self.devices[device_id], box)
-        self._finals = []
         for name in self.model.output_names:
-            storage = self._storage(name)
-            self._finals.extend(coherence.need_on_host(storage, self._storage_box(name, Box.whole(
-                self.model.shapes[name]))))
+            # adds the copies that bring outputs home; run() then waits for every queue
+            coherence.need_on_host(self._storage(name), self._storage_box(name, Box.whole(self.model.shapes[name])))
 
     def _storage_box(self, tensor, box):
         view = self.views[tensor]

@@ -27,8 +27,9 @@ class Backend(abc.ABC):
         """Every device this backend can use, as a list of clnn.Device."""
 
     @abc.abstractmethod
-    def create_context(self, devices):
-        """A Context holding the given devices, which share one platform."""
+    def create_context(self, devices, memory="auto"):
+        """A Context holding the given devices, which share one platform;
+        ``memory`` ("auto", "unified" or "discrete") picks the memory path."""
 
 
 class Context(abc.ABC):
