@@ -5,6 +5,7 @@ events; every figure is a median of several runs after a warm-up."""
 
 import numpy as np
 
+from ..bench import interleaved_medians
 from ..executor import Executor
 from ..graph import Model
 from ..microbench import alone
@@ -84,25 +85,17 @@ def _chain(length, shape):
     return Model({"x": shape}, layers, [x], fuse=False)
 
 
-def launch_cost(device, runs=15):
+def launch_cost(device, runs=20, extra=16):
     """(seconds a dependent launch adds to a run, seconds a run costs with
-    no work): from the wall time of runs of 1 and of 9 tiny kernels."""
-    import time
-
-    def wall(length):
+    no work): from the wall times of runs of 1 and of 1 + ``extra`` tiny
+    kernels, taken in turns."""
+    executors, feeds = [], []
+    for length in (1, 1 + extra):
         model = _chain(length, (1, 1, 1, 8))
-        executor = Executor(model, Plan.single(model, device), [device])
-        feeds = _feeds(model)
-        executor.run(feeds)
-        samples = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            executor.run(feeds)
-            samples.append(time.perf_counter() - started)
-        return float(np.median(samples))
-
-    one, nine = wall(1), wall(9)
-    per_launch = max((nine - one) / 8, 0.0)
+        executors.append(Executor(model, Plan.single(model, device), [device]))
+        feeds.append(_feeds(model))
+    (one, many), _ = interleaved_medians([lambda e=e, f=f: e.run(f) for e, f in zip(executors, feeds)], runs, 2)
+    per_launch = max((many - one) / extra, 0.0)
     return per_launch, max(one - per_launch, 0.0)
 
 
