@@ -66,6 +66,12 @@ def _calibrate(args):
         model = load_model(spec, batch=args.batch)
         result = calibrate(model, chosen, cache=cache, progress=_progress_bar(model.name))
         print(f"{model.name}: {result.measured} layer shapes measured in {result.seconds:.1f} s", file=sys.stderr)
+    for d in chosen:
+        print(f"{d.id}: {result.launch[d.id] * 1e6:.1f} us per launch, {result.run[d.id] * 1e6:.1f} us per run")
+    for (source, target), link in sorted(result.links.items()):
+        if "host" not in (source, target):
+            rate = f"{1e-9 / link.per_byte:.2f} GB/s" if link.per_byte > 0 else "no copy"
+            print(f"{source} -> {target}: {link.latency * 1e6:.1f} us latency, {rate}")
     print(f"calibration stored in {cache.directory}")
     return 0
 
