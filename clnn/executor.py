@@ -72,7 +72,7 @@ class Executor:
     def __init__(self, model, plan, devices, layout=None, memory=None):
         self.model = model
         self.plan = plan
-        used = {d for p in plan.placements.values() for d, share in zip(p.devices, p.shares) if share > 0}
+        used = plan.used_devices()
         # only the devices the plan gives work to take part (and are waited for)
         self.devices = {d.id: d for d in devices if d.id in used} or {devices[0].id: devices[0]}
         self.contexts = contexts_for(list(self.devices.values()), layout=layout, memory=memory)

@@ -123,6 +123,10 @@ class Plan:
             raise PlanError(f"this plan places {sorted(set(self.placements) ^ layers)[:5]} differently "
                             "from the model's layers")
 
+    def used_devices(self):
+        """Ids of the devices given work by some layer."""
+        return {d for p in self.placements.values() for d, s in zip(p.devices, p.shares) if s > 0}
+
     def slices(self, layer):
         return self.placements[layer.name].boxes(layer.out_shape, self._granule(layer))
 

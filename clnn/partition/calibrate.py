@@ -31,12 +31,7 @@ def calibrate(model, devices, layout=None, memory=None, cache=None, progress=Non
     for d in devices:
         if "launch" not in records[d.id]:
             todo.append(("launch", d, None))
-        seen = set()
-        for layer in _kernel_layers(model):
-            known = costs[d.id].measured(layer) is not None or costs[d.id].confident(layer)
-            if not known and signature(layer) not in seen:
-                seen.add(signature(layer))
-                todo.append(("layer", d, layer))
+        todo += [("layer", d, layer) for layer in _unpredictable(model, costs[d.id])]
     pairs = [(a, b) for a in devices for b in devices if a.id != b.id]
     link_records = {}
     for a, b in pairs:
@@ -44,15 +39,23 @@ def calibrate(model, devices, layout=None, memory=None, cache=None, progress=Non
         link_records[(a.id, b.id)] = cache.load(key)
         if "latency" not in link_records[(a.id, b.id)]:
             todo.append(("link", a, b))
-    for done, (what, device, item) in enumerate(todo, start=1):
-        if what == "launch":
-            records[device.id]["launch"], records[device.id]["run"] = launch_cost(device)
-        elif what == "layer":
-            costs[device.id].add(item, slice_times(item, device))
-        else:
-            link_records[(device.id, item.id)] = _measure_link(device, item, layout, memory)
-        if progress:
-            progress(done, len(todo), f"{what} {device.id}" + (f" {item.name}" if what == "layer" else ""))
+    done = measured = 0
+    while todo:
+        total = done + len(todo)
+        for what, device, item in todo:
+            if what == "launch":
+                records[device.id]["launch"], records[device.id]["run"] = launch_cost(device)
+            elif what == "layer":
+                costs[device.id].add(item, slice_times(item, device))
+                measured += 1
+            else:
+                link_records[(device.id, item.id)] = _measure_link(device, item, layout, memory)
+            done += 1
+            if progress:
+                progress(done, total, f"{what} {device.id}" + (f" {item.name}" if what == "layer" else ""))
+        # new measurements refit the latency models, which may now trust a
+        # layer less: measure whatever became unpredictable
+        todo = [("layer", d, layer) for d in devices for layer in _unpredictable(model, costs[d.id])]
     for d in devices:
         cache.save(device_key(d), records[d.id])
     by_id = {d.id: d for d in devices}
@@ -66,11 +69,20 @@ def calibrate(model, devices, layout=None, memory=None, cache=None, progress=Non
         side = Link(0.0, 0.0) if unified else Link(half.latency / 2, half.per_byte / 2)
         links[("host", d.id)] = links[(d.id, "host")] = side
     seconds = time.perf_counter() - started
-    measured = sum(1 for what, _, _ in todo if what == "layer")
     if todo:
         log.debug("calibrated %d items in %.1f s", len(todo), seconds)
     return Calibration(costs, {d.id: records[d.id]["launch"] for d in devices},
                        {d.id: records[d.id]["run"] for d in devices}, links, seconds, measured)
+
+
+def _unpredictable(model, costs):
+    """Layers of distinct shapes that ``costs`` has neither measured nor can
+    predict."""
+    found = {}
+    for layer in _kernel_layers(model):
+        if costs.measured(layer) is None and not costs.confident(layer):
+            found.setdefault(signature(layer), layer)
+    return list(found.values())
 
 
 def _link_key(a, b, layout, memory):
