@@ -102,8 +102,18 @@ class Geometry:
 
 
 def geometry(box, shape, itemsize=4):
-    """The strided region of ``box`` inside an array of NCHW ``shape``."""
-    _, c, h, w = shape
-    return Geometry(origin=(box.h0 * w * itemsize, box.c0, box.n0),
-                    region=((box.h1 - box.h0) * w * itemsize, box.c1 - box.c0, box.n1 - box.n0),
-                    row_pitch=h * w * itemsize, slice_pitch=c * h * w * itemsize)
+    """The strided region of ``box`` inside an array of NCHW ``shape``, with
+    contiguous dimensions merged: a box of whole rows copies channels as one
+    run, a box of whole channels copies batch items as one run (else a
+    (N, F, 1, 1) tensor would cross as F rows of 4 bytes)."""
+    n, c, h, w = shape
+    plane, item = h * w * itemsize, c * h * w * itemsize
+    if (box.h0, box.h1) != (0, h):
+        return Geometry(origin=(box.h0 * w * itemsize, box.c0, box.n0),
+                        region=((box.h1 - box.h0) * w * itemsize, box.c1 - box.c0, box.n1 - box.n0),
+                        row_pitch=plane, slice_pitch=item)
+    if (box.c0, box.c1) != (0, c):
+        return Geometry(origin=(box.c0 * plane, box.n0, 0), region=((box.c1 - box.c0) * plane, box.n1 - box.n0, 1),
+                        row_pitch=item, slice_pitch=item * n)
+    return Geometry(origin=(box.n0 * item, 0, 0), region=((box.n1 - box.n0) * item, 1, 1),
+                    row_pitch=item * n, slice_pitch=item * n)

@@ -94,3 +94,13 @@ def test_unified_path_moves_nothing(pair, rng):
         pytest.skip("these devices are not unified-memory devices")
     _, schedule = _scale_split(pair, shape, "h", (0.5, 0.5), "device", "auto", x)
     assert [c.kind for c in schedule.commands] == ["kernel", "kernel"]
+
+
+def test_contiguous_boxes_copy_as_one_run():
+    """Whole rows merge channels, whole channels merge batch items: a dense
+    layer's (N, F, 1, 1) output crosses as one run, not F runs of 4 bytes."""
+    from clnn.box import geometry
+    assert geometry(Box(0, 2, 3, 7, 0, 1), (2, 10, 1, 1)).region == (16, 2, 1)
+    assert geometry(Box(1, 2, 0, 10, 0, 1), (2, 10, 1, 1)).region == (40, 1, 1)
+    assert geometry(Box(1, 2, 0, 10, 0, 1), (2, 10, 1, 1)).offset == 40
+    assert geometry(Box(0, 1, 2, 3, 1, 4), (1, 5, 6, 7)).region == (84, 1, 1)
