@@ -12,7 +12,8 @@ from .planner import Calibration, Link
 log = logging.getLogger("clnn")
 
 # sizes (float32 elements) of the two hand-overs that fix a link's latency and per-byte cost
-SMALL, LARGE = 256, 1 << 20
+# (16 MB, so that a fast copy still takes well over the latency)
+SMALL, LARGE = 256, 1 << 22
 
 
 def _kernel_layers(model):
