@@ -197,7 +197,7 @@ class Planner:
     def finish_time(self, placed):
         """Bringing the outputs to the host, and a run's fixed cost."""
         used = {d for p in placed.values() for d, share in zip(p.devices, p.shares) if share > 0}
-        seconds = max(self.cal.run[d] for d in used)  # (placed is a dict of placements, not yet a Plan)
+        seconds = max(self.cal.run[d] for d in used)
         for name in self.model.output_names:
             for source, storage, box in self._producers(name, placed):
                 if source != "host":
