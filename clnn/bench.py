@@ -31,6 +31,17 @@ def median_latency(session, feeds, runs=10, warmup=2):
     return median, samples
 
 
+def timeline_samples(executor, feeds, runs, collect):
+    """``collect(executor.timeline())`` after each of ``runs`` runs that
+    follow one warm-up run."""
+    executor.run(feeds)
+    samples = []
+    for _ in range(runs):
+        executor.run(feeds)
+        samples.append(collect(executor.timeline()))
+    return samples
+
+
 def interleaved_medians(calls, runs=10, warmup=1):
     """Median wall seconds of each call, and the samples; the calls take
     turns run after run, so that a drift of the machine (clock boosts,

@@ -18,11 +18,13 @@ import sys
 import numpy as np
 
 from . import models
+from .bench import random_feeds, timeline_samples
 from .executor import Executor
 from .graph import Model
 from .ops import conv
 from .plan import Plan
 from .runtime import select
+from .trace import kernel_span
 
 
 def layer_shapes(model_names, batch, ops):
@@ -49,13 +51,7 @@ def alone(layer):
 
 
 def kernel_seconds(executor, feeds, runs):
-    executor.run(feeds)
-    samples = []
-    for _ in range(runs):
-        executor.run(feeds)
-        spans = [(e["start"], e["end"]) for e in executor.timeline() if e["kind"] == "kernel"]
-        samples.append((max(e for _, e in spans) - min(s for s, _ in spans)) * 1e-9)
-    return float(np.median(samples))
+    return float(np.median(timeline_samples(executor, feeds, runs, kernel_span)))
 
 
 def parse_tiles(text):
@@ -77,13 +73,12 @@ def main(argv=None):
     conv.CPU_BLOCKS.update(parse_tiles(args.cpu_blocks))
     ops = set(filter(None, args.ops.split(",")))
     devices = select(args.devices)
-    rng = np.random.default_rng(0)
     results = []
     print(f"batch {args.batch}; GPU tiles {conv.GPU_TILES}; CPU blocks {conv.CPU_BLOCKS}")
     print(f"{'model':<11} {'layer':<26} {'input':<18} {'device':<22} {'ms':>9} {'GFLOP/s':>9}")
     for model_name, layer in layer_shapes(args.models.split(","), args.batch, ops):
         model = alone(layer)
-        feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
+        feeds = random_feeds(model)
         for device in devices:
             seconds = kernel_seconds(Executor(model, Plan.single(model, device), [device]), feeds, args.runs)
             gflops = layer.flops() / seconds / 1e9

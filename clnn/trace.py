@@ -32,6 +32,12 @@ def write_trace(path, timeline, host_spans):
         json.dump(chrome_trace(timeline, host_spans), f)
 
 
+def kernel_span(timeline):
+    """Seconds from the first kernel's start to the last kernel's end."""
+    spans = [(r["start"], r["end"]) for r in timeline if r["kind"] == "kernel"]
+    return (max(e for _, e in spans) - min(s for s, _ in spans)) * 1e-9
+
+
 def layer_times(timeline):
     """{layer: {device: seconds}} of kernel time in one run."""
     found = {}

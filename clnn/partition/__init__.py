@@ -10,9 +10,7 @@ what was predicted, what was measured and why a fallback happened.
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from ..bench import interleaved_medians
+from ..bench import interleaved_medians, random_feeds
 from ..executor import Executor
 from ..plan import Plan
 from ..trace import layer_times
@@ -67,11 +65,6 @@ class PartitionReport:
         return "\n".join(lines)
 
 
-def _feeds(model):
-    rng = np.random.default_rng(0)
-    return {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
-
-
 def _runs_for(predicted):
     return 15 if predicted < 0.01 else 7 if predicted < 0.1 else 3
 
@@ -92,7 +85,7 @@ def auto_plan(model, devices, layout=None, memory=None, cache=None, progress=Non
     singles = [(d.id, Plan.single(model, d), predicted_single[d.id], {}) for d in timed]
     everything = singles + planned
     executors = [Executor(model, plan, devices, layout=layout, memory=memory) for _, plan, _, _ in everything]
-    feeds = _feeds(model)
+    feeds = random_feeds(model)
     times, _ = interleaved_medians([lambda e=e: e.run(feeds) for e in executors], _runs_for(best_predicted))
     best_single = min(range(len(timed)), key=lambda i: times[i])
     faster = [i for i in range(len(timed), len(everything)) if times[i] * TOLERANCE <= times[best_single]]

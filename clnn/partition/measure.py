@@ -5,30 +5,17 @@ events; every figure is a median of several runs after a warm-up."""
 
 import numpy as np
 
-from ..bench import interleaved_medians
+from ..bench import interleaved_medians, random_feeds, timeline_samples
 from ..executor import Executor
 from ..graph import Model
 from ..microbench import alone
 from ..ops import Activation
 from ..plan import Placement, Plan
+from ..trace import kernel_span
 
 RUNS = 5
 # the shares measured on each layer: each split run times a share and its complement
 SPLIT_SHARES = (0.25, 0.5)
-
-
-def _median_runs(executor, feeds, runs, collect):
-    executor.run(feeds)
-    samples = []
-    for _ in range(runs):
-        executor.run(feeds)
-        samples.append(collect(executor.timeline()))
-    return samples
-
-
-def _feeds(model, seed=0):
-    rng = np.random.default_rng(seed)
-    return {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
 
 
 def split_dim(layer):
@@ -40,9 +27,9 @@ def slice_times(layer, device, runs=RUNS):
     """{share: seconds} of ``layer``'s kernels on ``device`` for its whole
     output and for slices of its preferred split dimension."""
     model = alone(layer)
-    feeds = _feeds(model)
+    feeds = random_feeds(model)
     single = Executor(model, Plan.single(model, device), [device])
-    whole = np.median(_median_runs(single, feeds, runs, _kernel_span))
+    whole = np.median(timeline_samples(single, feeds, runs, kernel_span))
     found = {1.0: float(whole)}
     dim = split_dim(layer)
     if dim is None:
@@ -55,17 +42,12 @@ def slice_times(layer, device, runs=RUNS):
             continue
         plan = Plan(model, {name: placement}, [device.id])
         executor = Executor(model, plan, [device])
-        parts = np.median(_median_runs(executor, feeds, runs, _per_box), axis=0)
+        parts = np.median(timeline_samples(executor, feeds, runs, _per_box), axis=0)
         extent = layer.out_shape["nch".index(dim)]
         for (_, box), seconds in zip(boxes, parts):
             lo, hi = box.range(dim)
             found[round((hi - lo) / extent, 4)] = float(seconds)
     return found
-
-
-def _kernel_span(timeline):
-    spans = [(r["start"], r["end"]) for r in timeline if r["kind"] == "kernel"]
-    return (max(e for _, e in spans) - min(s for s, _ in spans)) * 1e-9
 
 
 def _per_box(timeline):
@@ -93,7 +75,7 @@ def launch_cost(device, runs=20, extra=16):
     for length in (1, 1 + extra):
         model = _chain(length, (1, 1, 1, 8))
         executors.append(Executor(model, Plan.single(model, device), [device]))
-        feeds.append(_feeds(model))
+        feeds.append(random_feeds(model))
     (one, many), _ = interleaved_medians([lambda e=e, f=f: e.run(f) for e, f in zip(executors, feeds)], runs, 2)
     per_launch = max((many - one) / extra, 0.0)
     return per_launch, max(one - per_launch, 0.0)
@@ -112,4 +94,4 @@ def handoff(source, target, elements, layout=None, memory=None, runs=RUNS):
         kernels = {r["label"]: r for r in timeline if r["kind"] == "kernel"}
         return max(kernels["a1"]["start"] - kernels["a0"]["end"], 0) * 1e-9
 
-    return float(np.median(_median_runs(executor, _feeds(model), runs, gap)))
+    return float(np.median(timeline_samples(executor, random_feeds(model), runs, gap)))
