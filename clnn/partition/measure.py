@@ -67,10 +67,12 @@ def _chain(length, shape):
     return Model({"x": shape}, layers, [x], fuse=False)
 
 
-def launch_cost(device, runs=20, extra=16):
+def launch_cost(device, runs=20, extra=64):
     """(seconds a dependent launch adds to a run, seconds a run costs with
     no work): from the wall times of runs of 1 and of 1 + ``extra`` tiny
-    kernels, taken in turns."""
+    kernels, taken in turns. PoCL queues dependent launches for a few
+    microseconds each, so ``extra`` must be large enough that their sum
+    stands out of a run's wall-time noise (16 measured 0 on a busy host)."""
     executors, feeds = [], []
     for length in (1, 1 + extra):
         model = _chain(length, (1, 1, 1, 8))
