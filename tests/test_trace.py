@@ -1,0 +1,70 @@
+"""Chrome traces of a run: valid trace JSON with one track per device queue
+plus the host, every kernel and copy of the run named by its layer and box,
+and the kernels of a split layer overlapping in time on two devices."""
+
+import json
+
+import numpy as np
+import pytest
+
+import clnn
+from clnn.graph import Model
+from clnn.ops import Conv2d
+
+from helpers import rand
+
+
+def _trace(session, feeds, path):
+    session.run(None, feeds, trace=str(path))
+    with open(path) as f:
+        return json.load(f)["traceEvents"]
+
+
+def _tracks(events):
+    return {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+
+
+@pytest.mark.parametrize("memory", ["unified", "discrete"])
+def test_trace_shows_every_command_on_its_track(pair, rng, tmp_path, memory):
+    model = clnn.models.squeezenet()
+    session = clnn.InferenceSession(model, devices=list(dict.fromkeys(pair)), plan=[0.4, 0.6][:len(set(pair))],
+                                    memory=memory)
+    events = _trace(session, {"input": rand(rng, model.inputs[0].shape)}, tmp_path / "run.json")
+    tracks = _tracks(events)
+    assert tracks[0] == "host" and set(tracks.values()) == {"host"} | {d.id for d in pair}
+
+    spans = [e for e in events if e["ph"] == "X"]
+    assert all(e["dur"] >= 0 and e["ts"] >= 0 and e["tid"] in tracks for e in spans)
+    assert {e["name"] for e in spans if e["tid"] == 0} == {"enqueue", "wait"}
+
+    kernels = [e for e in spans if e["cat"] == "kernel"]
+    layers = {layer.name for layer in model.layers if not layer.is_view}
+    assert {e["args"]["layer"] for e in kernels} == layers
+    assert all(e["args"]["box"] and e["args"]["op"] for e in kernels)
+    # one event per compiled command, so nothing is dropped or doubled
+    assert len(spans) - 2 == len(session._executor.schedule.commands)
+    copies = [e for e in spans if e["cat"] not in ("kernel", "host")]
+    if memory == "discrete" and len(set(pair)) > 1:
+        assert copies and all(e["name"].startswith(e["cat"]) for e in copies)
+
+
+def test_split_layer_runs_on_both_devices_at_once(pair, rng, tmp_path):
+    if pair[0] == pair[1]:
+        pytest.skip("needs two devices")
+    conv = Conv2d("conv", "x", rand(rng, (96, 64, 3, 3), 0.05), rand(rng, (96,)), pads=(1, 1, 1, 1))
+    model = Model({"x": (1, 64, 56, 56)}, [conv], ["conv"])
+    session = clnn.InferenceSession(model, devices=list(pair), plan=[0.5, 0.5])
+    feeds = {"x": rand(rng, (1, 64, 56, 56))}
+    overlaps = []
+    for attempt in range(3):
+        events = _trace(session, feeds, tmp_path / f"run{attempt}.json")
+        spans = {}
+        for e in events:
+            if e.get("cat") == "kernel":
+                start, end = spans.get(e["tid"], (np.inf, -np.inf))
+                spans[e["tid"]] = (min(start, e["ts"]), max(end, e["ts"] + e["dur"]))
+        assert len(spans) == 2, "the split layer must run on both device tracks"
+        (a0, a1), (b0, b1) = spans.values()
+        overlaps.append(min(a1, b1) - max(a0, b0))
+    # both slices were enqueued before the host waited, so their kernels ran together
+    assert max(overlaps) > 0, f"no overlap in three runs: {overlaps}"
