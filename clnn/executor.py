@@ -181,12 +181,18 @@ class Executor:
                 self._storage(name).home[...] = array.reshape(self.model.shapes[name])
             events = self.schedule.run()
             enqueued = time.perf_counter_ns()
-            try:
-                for context in self.contexts:
-                    for device in context.devices:
+            # every queue is finished, even after one failed: the run's events
+            # must not be dropped while commands are in flight (see Schedule._drain)
+            failures = []
+            for context in self.contexts:
+                for device in context.devices:
+                    try:
                         context.queue(device).finish()
-            except Exception as exc:
-                raise DeviceError(f"a run of {self.model.name!r} failed on the device: {exc}") from exc
+                    except Exception as exc:
+                        failures.append(exc)
+            if failures:
+                raise DeviceError(f"a run of {self.model.name!r} failed on the device: {failures[0]}") \
+                    from failures[0]
             finished = time.perf_counter_ns()
             self.last_events = events
             self.last_host_spans = [("enqueue", started, enqueued), ("wait", enqueued, finished)]

@@ -59,12 +59,29 @@ class Schedule:
             try:
                 events[index] = command.enqueue(wait_for)
             except Exception as exc:
+                self._drain(events)
                 raise DeviceError(f"enqueueing {command.kind} {command.label} on {command.device} "
                                   f"failed: {exc}") from exc
+        self._flush()
+        return events
+
+    def _flush(self):
         for context in {id(c.context): c.context for c in self.commands}.values():
             for device in context.devices:
                 context.queue(device).flush()
-        return events
+
+    def _drain(self, events):
+        """Let the commands a failed run did enqueue finish before their events
+        are dropped: pyopencl waits for a host copy's event when freeing it
+        while holding the GIL, which the bridge needs to settle the events
+        that copy may wait on, so dropping them early deadlocks."""
+        self._flush()
+        for event in events:
+            if event is not None:
+                try:
+                    event.wait()
+                except Exception:  # a failed command is finished too
+                    pass
 
 
 @dataclass

@@ -2,6 +2,8 @@
 model, in one context and across contexts; row chains move only halos;
 branches placed on different devices do not wait for each other."""
 
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -129,3 +131,48 @@ def test_shares_are_rounded_to_the_kernels_granule():
     # a share of 0 or 1 stays so whatever the granule
     boxes = Placement(("a", "b"), (1.0, 0.0), "c").boxes((1, 5, 7, 7), granule=4)
     assert [(d, b.range("c")) for d, b in boxes] == [("a", (0, 5))]
+
+
+# run in a child process: a deadlock there holds the GIL, so no thread of the
+# test process could notice it and fail the test
+FAILED_ENQUEUE = """
+import sys
+import numpy as np
+import clnn
+from clnn.executor import Executor
+from clnn.plan import Plan
+pair = [clnn.select(name)[0] for name in sys.argv[1:]]
+model = clnn.models.lenet5()
+executor = Executor(model, Plan.static(model, pair, [0.5, 0.5]), pair, layout="device", memory="discrete")
+x = np.random.default_rng(3).standard_normal(model.inputs[0].shape).astype(np.float32) + 0.1
+(expected,) = executor.run({"input": x})
+failing = executor.schedule.commands[-3]
+planted = failing.enqueue
+
+def refuse(wait_for):
+    raise RuntimeError("planted enqueue failure")
+
+failing.enqueue = refuse
+for _ in range(3):
+    try:
+        executor.run({"input": x})
+        sys.exit("the run did not fail")
+    except clnn.DeviceError as exc:
+        assert "planted enqueue failure" in str(exc) and failing.label in str(exc), exc
+failing.enqueue = planted
+executor.poison()
+assert np.array_equal(executor.run({"input": x})[0], expected)
+print("runs after the failure are right")
+"""
+
+
+def test_a_command_that_fails_to_enqueue_fails_only_its_run(pair):
+    """Commands already enqueued in two contexts (copies waiting on the other
+    device through the bridge) finish before the error is raised: the run
+    fails with a DeviceError, never hangs, and the next run is right."""
+    try:
+        child = subprocess.run([sys.executable, "-c", FAILED_ENQUEUE, pair[0].id, pair[1].id],
+                               capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a failed enqueue left the run hanging")
+    assert child.returncode == 0 and "runs after the failure are right" in child.stdout, child.stderr[-3000:]
