@@ -51,6 +51,9 @@ class Model:
         self.input_names = list(inputs)
         self.output_names = list(outputs)
         self._input_shapes = dict(inputs)
+        # {input or output name: name of its batch dimension, or None}: the
+        # tensors whose batch an ONNX file left symbolic; empty for fixed models
+        self.symbolic_batch = {}
         self._build(layers)
         if fuse:
             from .passes import optimize

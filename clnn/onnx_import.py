@@ -183,6 +183,12 @@ class _Node:
                 self.fail(f"output {index} ({name!r}) is used, but clnn computes only the first output")
 
 
+def _first_dim_name(info):
+    """The name of a graph output's symbolic batch dimension, if it has one."""
+    dims = info.type.tensor_type.shape.dim if info.type.tensor_type.HasField("shape") else ()
+    return dims[0].dim_param or None if dims else None
+
+
 class _Importer:
     def __init__(self, onnx, proto, batch):
         self.onnx = onnx
@@ -190,6 +196,7 @@ class _Importer:
         self.opset = _opset(proto)
         self.batch = batch
         self.inputs = {}        # graph input name -> shape
+        self.symbolic = {}      # graph input name -> its batch dimension's name (None: unnamed)
         self.constants = {}     # name -> numpy value (initializers, Constant nodes)
         self.alias = {}         # Identity/Dropout output -> the tensor it names
         self.shapes, self.ranks = {}, {}    # clnn tensors: 4-D shape, rank seen outside
@@ -214,7 +221,10 @@ class _Importer:
         outputs = [o.name for o in self.graph.output]
         for name in outputs:
             self._bind_output(name, outputs)
-        return Model(self.inputs, self.layers, outputs, name=self.graph.name or "model")
+        model = Model(self.inputs, self.layers, outputs, name=self.graph.name or "model")
+        if self.symbolic:
+            model.symbolic_batch = dict(self.symbolic, **{o.name: _first_dim_name(o) for o in self.graph.output})
+        return model
 
     def array(self, tensor, what):
         try:
@@ -238,6 +248,7 @@ class _Importer:
                 shape.append(dim.dim_value)
             elif index == 0:
                 shape.append(self.batch)
+                self.symbolic[name] = dim.dim_param or None
             else:
                 raise ModelError(f"graph input {name!r}: dimension {index} is {dim.dim_param or 'unknown'}; "
                                  "only the batch (first) dimension may be symbolic")
