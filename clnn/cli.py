@@ -33,12 +33,11 @@ def _run(args):
 
     from .bench import load_model
     from .session import InferenceSession
-    model = load_model(args.model, batch=args.batch)
-    feeds = {}
-    for item in args.input:
-        name, _, path = item.rpartition("=")
-        name = name or model.input_names[0]
-        feeds[name] = np.load(path)
+    arrays = [(name, np.load(path)) for name, _, path in (item.rpartition("=") for item in args.input)]
+    # a symbolic batch (or a zoo model) takes the batch of the first input given
+    batch = args.batch or next((a.shape[0] for _, a in arrays if a.ndim > 0 and a.shape[0] > 0), 1)
+    model = load_model(args.model, batch=batch)
+    feeds = {name or model.input_names[0]: array for name, array in arrays}
     if len(model.input_names) > 1 and len(feeds) < len(model.input_names):
         raise InputError(f"the model has inputs {model.input_names}: give each as --input NAME=FILE.npy")
     session = InferenceSession(model, devices=args.devices, plan=_plan_argument(args.plan))
@@ -162,7 +161,8 @@ def build_parser():
     p.add_argument("--output", help="write the output (.npy; .npz for several)")
     p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
     p.add_argument("--plan", help="auto (default), shares such as 0.3,0.7, or a plan file")
-    p.add_argument("--batch", type=int, default=1, help="batch size for a symbolic batch dimension")
+    p.add_argument("--batch", type=int, help="batch size for a symbolic batch dimension (default: the "
+                   "first input's)")
     p.set_defaults(func=_run)
 
     p = commands.add_parser("bench", help="median latency of a model on each device (and a plan)")
