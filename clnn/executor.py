@@ -82,6 +82,8 @@ class Executor:
                          for v in self.views.values()}
         self._params = {}
         self._lock = threading.Lock()
+        self.last_events, self.last_host_spans = [], []  # of the last run
+        self._unfinished = False  # a run was interrupted before its queues finished
         self.schedule = Schedule()
         self._compile()
 
@@ -176,27 +178,36 @@ class Executor:
         """``feeds``: {input name: float32 array of the model's shape}; returns
         the outputs in model order."""
         with self._lock:
+            # events of commands in flight must not be dropped (see
+            # Schedule._drain): a run's events stay referenced until the next
+            # run, which first finishes what an interrupted run left running
+            if self._unfinished:
+                self._finish_queues()
             started = time.perf_counter_ns()
             for name, array in feeds.items():
                 self._storage(name).home[...] = array.reshape(self.model.shapes[name])
-            events = self.schedule.run()
+            self.last_events = self.schedule.run()
+            self._unfinished = True
             enqueued = time.perf_counter_ns()
-            # every queue is finished, even after one failed: the run's events
-            # must not be dropped while commands are in flight (see Schedule._drain)
-            failures = []
-            for context in self.contexts:
-                for device in context.devices:
-                    try:
-                        context.queue(device).finish()
-                    except Exception as exc:
-                        failures.append(exc)
+            failures = self._finish_queues()
+            self._unfinished = False
             if failures:
                 raise DeviceError(f"a run of {self.model.name!r} failed on the device: {failures[0]}") \
                     from failures[0]
             finished = time.perf_counter_ns()
-            self.last_events = events
             self.last_host_spans = [("enqueue", started, enqueued), ("wait", enqueued, finished)]
             return [self._read(name) for name in self.model.output_names]
+
+    def _finish_queues(self):
+        """Wait for every queue, even after one failed; the failures."""
+        failures = []
+        for context in self.contexts:
+            for device in context.devices:
+                try:
+                    context.queue(device).finish()
+                except Exception as exc:
+                    failures.append(exc)
+        return failures
 
     def timeline(self):
         """Every command of the last run with its device start and end, in

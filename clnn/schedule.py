@@ -58,8 +58,10 @@ class Schedule:
                 wait_for.append(forwarded[key])
             try:
                 events[index] = command.enqueue(wait_for)
-            except Exception as exc:
+            except BaseException as exc:  # an interrupt too: what is enqueued must finish first
                 self._drain(events)
+                if not isinstance(exc, Exception):
+                    raise
                 raise DeviceError(f"enqueueing {command.kind} {command.label} on {command.device} "
                                   f"failed: {exc}") from exc
         self._flush()

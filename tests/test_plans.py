@@ -152,13 +152,17 @@ planted = failing.enqueue
 def refuse(wait_for):
     raise RuntimeError("planted enqueue failure")
 
-failing.enqueue = refuse
-for _ in range(3):
+def interrupt(wait_for):
+    raise KeyboardInterrupt
+
+for planted_failure, raised in [(refuse, clnn.DeviceError), (interrupt, KeyboardInterrupt)] * 2:
+    failing.enqueue = planted_failure
     try:
         executor.run({"input": x})
         sys.exit("the run did not fail")
-    except clnn.DeviceError as exc:
-        assert "planted enqueue failure" in str(exc) and failing.label in str(exc), exc
+    except raised as exc:
+        assert raised is KeyboardInterrupt or (
+            "planted enqueue failure" in str(exc) and failing.label in str(exc)), exc
 failing.enqueue = planted
 executor.poison()
 assert np.array_equal(executor.run({"input": x})[0], expected)
@@ -169,7 +173,8 @@ print("runs after the failure are right")
 def test_a_command_that_fails_to_enqueue_fails_only_its_run(pair):
     """Commands already enqueued in two contexts (copies waiting on the other
     device through the bridge) finish before the error is raised: the run
-    fails with a DeviceError, never hangs, and the next run is right."""
+    fails with a DeviceError (or the interrupt goes on), never hangs, and the
+    next run is right."""
     try:
         child = subprocess.run([sys.executable, "-c", FAILED_ENQUEUE, pair[0].id, pair[1].id],
                                capture_output=True, text=True, timeout=180)
