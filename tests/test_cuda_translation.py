@@ -8,7 +8,7 @@ import pytest
 import clnn
 from clnn.box import Box
 from clnn.cuda import nvrtc
-from clnn.ops import Conv2d, Dense
+from clnn.ops import LRN, Conv2d, Dense
 from clnn.ops.base import Profile
 from clnn.runtime import sources
 
@@ -24,14 +24,16 @@ def nvrtc_major():
 
 def _layer_builds():
     """(source, options) of every launch that the layers with build options
-    make, for CPU and GPU profiles: a convolution, a grouped one, and dense
-    layers at a GEMV batch and at a GEMM batch."""
+    make, for CPU and GPU profiles: a convolution, a grouped one, dense
+    layers at a GEMV batch and at a GEMM batch, and LRN (window and beta
+    built in)."""
     rng = np.random.default_rng(0)
     layers = [
         (Conv2d("conv", "x", rng.standard_normal((8, 4, 3, 3))), (2, 4, 9, 9)),
         (Conv2d("dw", "x", rng.standard_normal((8, 1, 3, 3)), groups=4), (2, 4, 9, 9)),
         (Dense("fc", "x", rng.standard_normal((8, 16))), (1, 16, 1, 1)),
         (Dense("fc", "x", rng.standard_normal((8, 16))), (64, 16, 1, 1)),
+        (LRN("lrn", "x", 5), (1, 8, 5, 5)),
     ]
     found = set()
     for layer, shape in layers:

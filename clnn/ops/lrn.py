@@ -4,7 +4,9 @@ import numpy as np
 
 from ..box import Box
 from ..errors import ModelError
-from .base import OUT, In, Launch, Layer, flat_launch, i32
+from .base import OUT, In, Launch, Layer, grid_launch, i32
+
+MAX_FIXED_SIZE = 32
 
 
 class LRN(Layer):
@@ -42,9 +44,12 @@ class LRN(Layer):
 
     def launches(self, profile, box):
         _, c, h, w = self.out_shape
-        count = box.count(w)
+        bc, bh, bn = box.c1 - box.c0, box.h1 - box.h0, box.n1 - box.n0
         args = [OUT, In(0), *i32(c, self.size), np.float32(self.alpha), np.float32(self.beta),
-                np.float32(self.bias), *i32(h, w, box.n0, box.c0, box.h0, box.c1 - box.c0, box.h1 - box.h0,
-                                            count)]
-        size, local = flat_launch(profile, count)
-        return [Launch("lrn", "clnn_lrn_channels", size, local, args)]
+                np.float32(self.bias), *i32(h, w, box.n0, box.c0, box.h0, bc, bh, bn)]
+        size, local = grid_launch(profile, (w, bc * bh, bn))
+        # the window unrolls when built in; a huge one would only lengthen the build
+        fixed = (f"-DCLNN_LRN_SIZE={self.size}",) if self.size <= MAX_FIXED_SIZE else ()
+        if np.float32(self.beta) == np.float32(0.75):
+            fixed += ("-DCLNN_LRN_BETA_3_4",)
+        return [Launch("lrn", "clnn_lrn_channels", size, local, args, fixed)]
