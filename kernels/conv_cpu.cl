@@ -50,7 +50,7 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
 
     /* The 16 pixels fall into runs along output rows; a run reads one input
      * row at stride sw, so packing copies runs, not single elements. */
-    int run_j[NR], run_len[NR], run_base[NR], run_ih[NR], run_iw[NR];
+    int run_j[NR], run_len[NR], run_base[NR], run_ih[NR], run_iw[NR], run_out[NR], run_res[NR];
     int runs = 0;
     for (int j = 0; j < NR && p0 + j < P;) {
         const int p = p0 + j;
@@ -58,11 +58,16 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
         const int rem = p % box_plane;
         const int ow = rem % OW;
         const int len = min(NR - j, min(OW - ow, P - p));
+        const int oh = h0 + rem / OW;
         run_j[runs] = j;
         run_len[runs] = len;
         run_base[runs] = in_off + n * in_ns;
-        run_ih[runs] = (h0 + rem / OW) * sh - pt;
+        run_ih[runs] = oh * sh - pt;
         run_iw[runs] = ow * sw - pl;
+        /* where the run's first pixel goes in channel 0 (and where its
+         * residual comes from), so stores need no divisions */
+        run_out[runs] = CLNN_AT(out, n, 0, oh, ow, OH, OW);
+        run_res[runs] = CLNN_AT(res, n, 0, oh, ow, OH, OW);
         runs++;
         j += len;
     }
@@ -137,15 +142,17 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
             if (c < c0 || c >= c0 + bc)
                 continue;
             const float b = has_bias ? bias[c] : 0.0f;
-            for (int j = 0; j < filled; j++) {
-                const int p = p0 + j;
-                const int n = n0 + p / box_plane;
-                const int rem = p % box_plane;
-                const int oh = h0 + rem / OW, ow = rem % OW;
-                float v = acc_mem[((q - first_panel) * MR + i) * NR + j] + b;
-                if (has_res)
-                    v += res[CLNN_AT(res, n, c, oh, ow, OH, OW)];
-                out[CLNN_AT(out, n, c, oh, ow, OH, OW)] = clnn_act(v, act, alpha, beta);
+            const int plane = c * OH * OW;
+            const float *acc = acc_mem + ((q - first_panel) * MR + i) * NR;
+            for (int r = 0; r < runs; r++) {
+                __global float *dst = out + run_out[r] + plane;
+                const float *src = acc + run_j[r];
+                for (int j = 0; j < run_len[r]; j++) {
+                    float v = src[j] + b;
+                    if (has_res)
+                        v += res[run_res[r] + plane + j];
+                    dst[j] = clnn_act(v, act, alpha, beta);
+                }
             }
         }
     }
