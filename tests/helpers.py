@@ -41,3 +41,15 @@ def rand(rng, shape, scale=1.0):
     """Random data, never zeros: normal values shifted away from 0."""
     x = rng.standard_normal(shape)
     return (scale * (x + np.sign(x) * 0.1)).astype(np.float32)
+
+
+def ancestors(commands, index):
+    """Indices of the schedule commands that ``commands[index]`` waits for,
+    directly or not."""
+    found, todo = set(), [index]
+    while todo:
+        for dep in commands[todo.pop()].deps:
+            if dep not in found:
+                found.add(dep)
+                todo.append(dep)
+    return found

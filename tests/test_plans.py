@@ -16,7 +16,7 @@ from clnn.graph import Model
 from clnn.ops import Conv2d
 from clnn.plan import Placement, Plan
 
-from helpers import rand, rel_err
+from helpers import ancestors, rand, rel_err
 
 ZOO_BATCH = {"lenet5": 3, "fcnn": 3, "alexnet": 1, "vgg16": 1, "squeezenet": 2, "resnet18": 2}
 # random plans per model and layout: fewer for the heavy models on two cores
@@ -105,18 +105,9 @@ def test_branches_on_different_devices_do_not_wait_for_each_other(pair, rng):
     commands = executor.schedule.commands
     index = {c.label: i for i, c in enumerate(commands) if c.kind == "kernel"}
 
-    def ancestors(i):
-        seen, todo = set(), [i]
-        while todo:
-            for d in commands[todo.pop()].deps:
-                if d not in seen:
-                    seen.add(d)
-                    todo.append(d)
-        return seen
-
     for fire in range(2, 10):
         one, three = index[f"fire{fire}.expand1x1"], index[f"fire{fire}.expand3x3"]
-        assert one not in ancestors(three) and three not in ancestors(one)
+        assert one not in ancestors(commands, three) and three not in ancestors(commands, one)
         assert commands[one].device.id != commands[three].device.id or pair[0] == pair[1]
     x = rand(rng, (1, 3, 224, 224))
     single = Executor(model, Plan.single(model, pair[0]), [pair[0]]).run({"input": x})[0]
