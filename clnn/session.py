@@ -137,8 +137,8 @@ class InferenceSession:
             return self._other_batches[wanted]
 
     def _at_batch(self, batch):
-        if not isinstance(self._plan_argument, (str, list, tuple)) or (
-                isinstance(self._plan_argument, str) and self._plan_argument != "auto"):
+        plans_any_batch = isinstance(self._plan_argument, (list, tuple)) or self._plan_argument == "auto"
+        if not plans_any_batch:
             raise PlanError(f"this session's plan was made for batch {self.model.inputs[0].shape[0]}; a feed "
                             f"of batch {batch} needs plan='auto' or a list of shares, which plan any batch")
         from .onnx_import import load

@@ -21,6 +21,19 @@
     const int c = (c0) + (i) / ((W) * (bh)) % (bc); \
     const int n = (n0) + (i) / ((W) * (bh) * (bc))
 
+/* Declares n, c and the output column and row (named by the caller) that a
+ * work-item of a 3-D launch over (columns, channels x rows, batch) computes
+ * (clnn.ops.base.grid_launch); returns from work-items past the box. */
+#define CLNN_GRID_ELEMENT(col, row, W, n0, c0, h0, bc, bh, bn) \
+    const int col = get_global_id(0); \
+    const int clnn_cr = get_global_id(1); \
+    const int clnn_nn = get_global_id(2); \
+    if (col >= (W) || clnn_cr >= (bc) * (bh) || clnn_nn >= (bn)) \
+        return; \
+    const int c = (c0) + clnn_cr % (bc); \
+    const int row = (h0) + clnn_cr / (bc); \
+    const int n = (n0) + clnn_nn
+
 /* The few things OpenCL C and CUDA spell differently, as kernels use them.
  * kernels/clnn_cuda.h defines them for CUDA (and CLNN_CUDA) before this file. */
 #ifndef CLNN_CUDA

@@ -13,13 +13,7 @@ __kernel void clnn_conv_direct(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global cons
                                const int bn, const int act, const float alpha, const float beta,
                                const int has_bias, const int has_res)
 {
-    const int ow = get_global_id(0);
-    const int r = get_global_id(1);
-    if (ow >= OW || r >= bc * bh || get_global_id(2) >= bn)
-        return;
-    const int c = c0 + r % bc;
-    const int oh = h0 + r / bc;
-    const int n = n0 + get_global_id(2);
+    CLNN_GRID_ELEMENT(ow, oh, OW, n0, c0, h0, bc, bh, bn);
     const int ci0 = (c / m_per_group) * cin_g;
     const int ih0 = oh * sh - pt, iw0 = ow * sw - pl;
     float sum = has_bias ? bias[c] : 0.0f;

@@ -18,14 +18,7 @@ __kernel void clnn_lrn_channels(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int C,
                                 const int n0, const int c0, const int h0, const int bc, const int bh,
                                 const int bn)
 {
-    const int w = get_global_id(0);
-    const int r = get_global_id(1);
-    const int nn = get_global_id(2);
-    if (w >= W || r >= bc * bh || nn >= bn)
-        return;
-    const int c = c0 + r % bc;
-    const int h = h0 + r / bc;
-    const int n = n0 + nn;
+    CLNN_GRID_ELEMENT(w, h, W, n0, c0, h0, bc, bh, bn);
     const int lo = max(c - (CLNN_LRN_SIZE - 1) / 2, 0);
     const int hi = min(c + CLNN_LRN_SIZE / 2, C - 1);
     float sq = 0.0f;

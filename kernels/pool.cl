@@ -12,14 +12,7 @@ __kernel void clnn_pool_box(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max
                             const int n0, const int c0, const int h0, const int bc, const int bh,
                             const int bn)
 {
-    const int ow = get_global_id(0);
-    const int r = get_global_id(1);
-    const int nn = get_global_id(2);
-    if (ow >= OW || r >= bc * bh || nn >= bn)
-        return;
-    const int c = c0 + r % bc;
-    const int oh = h0 + r / bc;
-    const int n = n0 + nn;
+    CLNN_GRID_ELEMENT(ow, oh, OW, n0, c0, h0, bc, bh, bn);
     const int hs = oh * sh - pt, ws = ow * sw - pl;
     float acc = is_max ? -INFINITY : 0.0f;
     int inside = 0;

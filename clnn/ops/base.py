@@ -81,7 +81,8 @@ def flat_launch(profile, count):
 
 
 def grid_launch(profile, sizes):
-    """(global, local) of a 3-D launch over (columns, rows, batch) work-items."""
+    """(global, local) of a 3-D launch over (columns, channels x rows, batch)
+    work-items, as kernels decode them with CLNN_GRID_ELEMENT."""
     local = (16, 4, 1) if profile.kind == "cpu" else (32, 8, 1)
     return tuple(ceil_div(max(s, 1), l) * l for s, l in zip(sizes, local)), local
 
