@@ -1,13 +1,15 @@
-"""Timing sessions: medians over repeated runs after warm-up, and per-layer
-device times from the queues' profiling events."""
+"""Timing sessions: medians over repeated runs after warm-up, per-layer
+device times, and the zoo against plan="auto"."""
 
 import time
 from pathlib import Path
 
-import numpy as np
-
 from . import models
 from .errors import ModelError
+from .onnx_import import load
+from .partition.planner import efficiency
+from .session import InferenceSession
+from .timing import interleaved_medians, random_feeds
 
 
 def load_model(spec, batch=1):
@@ -16,46 +18,13 @@ def load_model(spec, batch=1):
         return models.get(spec, batch=batch)
     if not Path(spec).is_file():
         raise ModelError(f"{spec!r} is neither a zoo model ({', '.join(models.ZOO)}) nor a file")
-    from .onnx_import import load
     return load(spec, batch=batch)
-
-
-def random_feeds(model, seed=0):
-    rng = np.random.default_rng(seed)
-    return {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
 
 
 def median_latency(session, feeds, runs=10, warmup=2):
     """Median wall time of ``session.run`` in seconds, and all the samples."""
     (median,), (samples,) = interleaved_medians([lambda: session.run(None, feeds)], runs, warmup)
     return median, samples
-
-
-def timeline_samples(executor, feeds, runs, collect):
-    """``collect(executor.timeline())`` after each of ``runs`` runs that
-    follow one warm-up run."""
-    executor.run(feeds)
-    samples = []
-    for _ in range(runs):
-        executor.run(feeds)
-        samples.append(collect(executor.timeline()))
-    return samples
-
-
-def interleaved_medians(calls, runs=10, warmup=1):
-    """Median wall seconds of each call, and the samples; the calls take
-    turns run after run, so that a drift of the machine (clock boosts,
-    other load, a device's threads winding down) biases none of them."""
-    for call in calls:
-        for _ in range(warmup):
-            call()
-    samples = [[] for _ in calls]
-    for _ in range(runs):
-        for call, found in zip(calls, samples):
-            started = time.perf_counter()
-            call()
-            found.append(time.perf_counter() - started)
-    return [float(np.median(found)) for found in samples], samples
 
 
 def layer_table(session):
@@ -80,8 +49,6 @@ def layer_table(session):
 def zoo_rows(devices, batches, runs=10, warmup=2, names=None, progress=None):
     """For each zoo model and batch: single-device medians, the auto plan's
     median, speedup, efficiency and the time calibration and planning took."""
-    from .partition.planner import efficiency
-    from .session import InferenceSession
     rows = []
     for name in names or models.ZOO:
         for batch in batches:

@@ -7,6 +7,8 @@ reads and every region copied between contexts is a box.
 
 from dataclasses import dataclass
 
+from .errors import ModelError
+
 DIMS = ("n", "c", "h")
 
 
@@ -117,3 +119,22 @@ def geometry(box, shape, itemsize=4):
                         row_pitch=item, slice_pitch=item * n)
     return Geometry(origin=(box.n0 * item, 0, 0), region=((box.n1 - box.n0) * item, 1, 1),
                     row_pitch=item * n, slice_pitch=item * n)
+
+
+MAX_RANK = 6
+
+
+def to4d(dims):
+    """The NCHW storage shape of a tensor of outside shape ``dims`` (rank 0
+    to 6): missing trailing dimensions are 1, dimensions past the fourth
+    merge into the last (they are contiguous), so batch, channel and row
+    boxes keep their meaning and rows stay whole."""
+    dims = tuple(int(d) for d in dims)
+    if len(dims) > MAX_RANK:
+        raise ModelError(f"tensors of rank {len(dims)} ({dims}) are not supported; the largest rank is {MAX_RANK}")
+    if len(dims) <= 4:
+        return dims + (1,) * (4 - len(dims))
+    width = 1
+    for d in dims[3:]:
+        width *= d
+    return dims[:3] + (width,)

@@ -5,7 +5,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .errors import ClnnError, InputError
 from .runtime import all_devices, select
 

@@ -5,77 +5,31 @@ schedule that each call replays.
 
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from .box import Box
 from .errors import DeviceError, InputError
-from .graph import external
-from .ops.base import In, Out, Param, Profile
+from .ops.base import Out, Param, Target
 from .runtime import contexts_for
 from .runtime.memory import SharedTensor
 from .schedule import Coherence, Schedule
-
-
-@dataclass(frozen=True)
-class View:
-    """A tensor as a part of its storage: a channel range of it (a Concat
-    input written in place) or all of it reshaped (Flatten)."""
-    storage: str
-    shape: tuple
-    c_offset: int = 0
-    reshaped: bool = False
-
-    def storage_box(self, box, storage_shape):
-        if self.reshaped:
-            return Box(box.n0, box.n1, 0, storage_shape[1], 0, storage_shape[2])
-        return box.shifted_channels(self.c_offset)
-
-    def kernel_args(self, buffer, storage_shape):
-        _, c, h, w = storage_shape
-        plane = self.shape[2] * self.shape[3]
-        return [buffer, np.int32(self.c_offset * plane), np.int32(c * h * w)]
-
-
-def plan_storage(model):
-    """Which storage each tensor lives in. Concat inputs written in place become
-    channel ranges of the Concat's storage; views share their source's."""
-    parent = {}
-    for layer in reversed(model.layers):
-        for index, offset in layer.in_place_inputs():
-            parent[layer.inputs[index]] = (layer.name, offset)
-    views = {}
-
-    def resolve(name):
-        if name in views:
-            return views[name]
-        shape = model.shapes[name]
-        layer = model.producer.get(name)
-        if name in parent:
-            owner, offset = parent[name]
-            base = resolve(owner)
-            view = View(base.storage, shape, base.c_offset + offset)
-        elif layer is not None and layer.is_view and not layer.in_place_inputs():
-            view = View(resolve(layer.inputs[0]).storage, shape, reshaped=True)
-        else:
-            view = View(name, shape)
-        views[name] = view
-        return view
-
-    for name in model.shapes:
-        resolve(name)
-    return views
+from .storage import plan_storage
 
 
 class Executor:
-    def __init__(self, model, plan, devices, layout=None, memory=None):
+    def __init__(self, model, plan, devices, grouping=None, memory=None, pool=None, targets=None):
+        """Runs ``model`` under ``plan`` on ``devices``; ``grouping`` and
+        ``memory`` choose contexts (clnn.runtime.contexts) from ``pool``;
+        ``targets`` ({device id: clnn.ops.Target}) choose and tune the
+        kernels where a device's own defaults should not."""
         self.model = model
         self.plan = plan
         used = plan.used_devices()
         # only the devices the plan gives work to take part (and are waited for)
         self.devices = {d.id: d for d in devices if d.id in used} or {devices[0].id: devices[0]}
-        self.contexts = contexts_for(list(self.devices.values()), layout=layout, memory=memory)
+        self.targets = {i: (targets or {}).get(i) or Target.of(d) for i, d in self.devices.items()}
+        self.contexts = contexts_for(list(self.devices.values()), grouping, memory, pool)
         self.context_of = {d.id: c for c in self.contexts for d in c.devices}
         self.views = plan_storage(model)
         self.storages = {v.storage: SharedTensor(model.shapes[v.storage], self.contexts, v.storage)
@@ -116,11 +70,11 @@ class Executor:
             if needed is not None and not needed.empty:
                 deps += coherence.need(self._storage(tensor), self._storage_box(tensor, needed),
                                        context, device)
-        profile = Profile.of(device)
+        target = self.targets[device.id]
         command = None
-        for launch in layer.launches(profile, box):
+        for launch in layer.launches(target, box):
             bound = context.bind(launch.source, launch.kernel, launch.options,
-                                 self._bind(launch.args, layer, context, profile))
+                                 self._kernel_args(launch, layer, context, target))
             command = self.schedule.add(
                 context, device,
                 lambda wait_for, c=context, d=device, k=bound, g=launch.global_size, loc=launch.local_size:
@@ -134,30 +88,32 @@ class Executor:
                 coherence.wrote(self._storage(layer.name), self._storage_box(layer.name, part), context,
                                 device, command)
 
-    def _bind(self, args, layer, context, profile):
-        bound = []
-        for arg in args:
-            if isinstance(arg, (In, Out)):
-                tensor = layer.name if isinstance(arg, Out) else layer.inputs[arg.index]
-                view = self.views[tensor]
-                storage = self.storages[view.storage]
-                triple = view.kernel_args(storage.buffer(context), storage.shape)
-                if isinstance(arg, Out):
-                    triple[1] += np.int32(arg.channel_offset * view.shape[2] * view.shape[3])
-                elif arg.broadcast_batch:
-                    triple[2] = np.int32(0)
-                bound += triple
-            elif isinstance(arg, Param):
-                bound.append(self._layer_params(layer, context, profile)[arg.name])
-            else:
-                bound.append(arg)
-        return bound
+    def _kernel_args(self, launch, layer, context, target):
+        """The launch's arguments bound to this context's buffers: an In or
+        Out as (buffer, element offset, batch stride), a Param as its
+        buffer, or as a tensor that every batch item reads (stride 0)."""
+        params = self._layer_params(layer, context, target)
 
-    def _layer_params(self, layer, context, profile):
-        key = (layer.name, id(context), profile)
+        def tensor(arg):
+            if isinstance(arg, Param):
+                return [params[arg.name], np.int32(0), np.int32(0)]
+            name = layer.name if isinstance(arg, Out) else layer.inputs[arg.index]
+            view = self.views[name]
+            storage = self.storages[view.storage]
+            triple = view.kernel_args(storage.buffer(context), storage.shape)
+            if isinstance(arg, Out):
+                triple[1] += np.int32(arg.channel_offset * view.shape[2] * view.shape[3])
+            elif arg.broadcast_batch:
+                triple[2] = np.int32(0)
+            return triple
+
+        return launch.flat_args(tensor, lambda param: params[param.name])
+
+    def _layer_params(self, layer, context, target):
+        key = (layer.name, id(context), target)
         if key not in self._params:
             buffers = {}
-            for name, array in layer.params(profile).items():
+            for name, array in layer.params(target).items():
                 buffers[name] = context.alloc(array.nbytes)
                 context.upload(buffers[name], array)
             self._params[key] = buffers
@@ -204,7 +160,7 @@ class Executor:
         for context in self.contexts:
             for device in context.devices:
                 try:
-                    context.queue(device).finish()
+                    context.finish(device)
                 except Exception as exc:
                     failures.append(exc)
         return failures
@@ -226,7 +182,7 @@ class Executor:
             data = storage.home.reshape(view.shape)
         else:
             data = storage.home[:, view.c_offset:view.c_offset + view.shape[1]]
-        return np.array(data).reshape(external(view.shape, self.model.ranks[name]))
+        return np.array(data).reshape(self.model.dims[name])
 
 
 def check_feeds(model, feeds):

@@ -1,15 +1,22 @@
-"""clnn.Model: a DAG of layers with named inputs and outputs.
+"""Graph: a DAG of layers with named inputs and outputs.
 
-Tensors inside a model are NCHW 4-D; a tensor that the outside sees as
-(N, F) (a Dense output, a flattened feature map) is held as (N, F, 1, 1) and
-keeps its outside rank for inputs and outputs.
+Tensors have an outside shape of rank 0 to 6 (``dims``), as ONNX sees them,
+and are stored NCHW (``shapes``, see clnn.box.to4d), which is what boxes,
+kernels and copies address.
+
+A graph owns copies of the layers it is built from: binding shapes and the
+fusion passes change only those copies, never the caller's objects, so one
+list of layers can build several graphs.
 """
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
+from .box import to4d
 from .errors import ModelError
+from .passes import optimize
 
 
 @dataclass(frozen=True)
@@ -24,63 +31,43 @@ class TensorInfo:
         return np.float32
 
 
-def to4d(shape):
-    shape = tuple(int(s) for s in shape)
-    if len(shape) == 4:
-        return shape
-    if len(shape) == 2:
-        return shape + (1, 1)
-    if len(shape) == 3:
-        return shape + (1,)
-    raise ModelError(f"tensors of rank {len(shape)} ({shape}) are not supported; use rank 2, 3 or 4")
-
-
-def external(shape4, rank):
-    return tuple(shape4[:rank])
-
-
-class Model:
+class Graph:
     def __init__(self, inputs, layers, outputs, name="model", fuse=True):
-        """``inputs``: {name: shape} (rank 2 or 4, batch first); ``layers``:
-        layers in any order, each producing the tensor of its name;
-        ``outputs``: names of the tensors to return. ``fuse`` runs the graph
-        passes (BatchNorm folding, activation and residual fusion)."""
+        """``inputs``: {name: shape} (batch first); ``layers``: layers in any
+        order, each producing the tensor of its name; ``outputs``: names of
+        the tensors to return. ``fuse`` runs the graph passes (BatchNorm
+        folding, activation and residual fusion)."""
         self.name = name
         if not inputs:
             raise ModelError(f"model {name!r} has no inputs")
         self.input_names = list(inputs)
         self.output_names = list(outputs)
-        self._input_shapes = dict(inputs)
+        self._input_dims = {k: tuple(int(d) for d in v) for k, v in inputs.items()}
         # {input or output name: name of its batch dimension, or None}: the
         # tensors whose batch an ONNX file left symbolic; empty for fixed models
         self.symbolic_batch = {}
-        self._build(layers)
+        self._build([copy.copy(layer) for layer in layers])
         if fuse:
-            from .passes import optimize
             self._build(optimize(self.layers, self.output_names))
 
     def _build(self, layers):
-        self.shapes = {k: to4d(v) for k, v in self._input_shapes.items()}
-        self.ranks = {k: len(v) for k, v in self._input_shapes.items()}
+        self.dims = dict(self._input_dims)
         self.layers = self._sorted(layers)
         self.producer = {}
         for layer in self.layers:
-            in_ranks = [self.ranks[t] for t in layer.inputs]
-            layer.bind([self.shapes[t] for t in layer.inputs], in_ranks)
-            self.shapes[layer.name] = layer.out_shape
-            self.ranks[layer.name] = layer.out_rank(in_ranks)
+            self.dims[layer.name] = layer.bind([self.dims[t] for t in layer.inputs])
             self.producer[layer.name] = layer
+        self.shapes = {k: to4d(v) for k, v in self.dims.items()}
         for out in self.output_names:
-            if out not in self.shapes:
+            if out not in self.dims:
                 raise ModelError(f"model output {out!r} is produced by no node")
-        self.consumers = {t: [] for t in self.shapes}
+        self.consumers = {t: [] for t in self.dims}
         for layer in self.layers:
             for t in layer.inputs:
                 self.consumers[t].append(layer)
         claimed = set()
         for layer in self.layers:
-            if hasattr(layer, "decide_in_place"):
-                layer.decide_in_place(self, claimed)
+            layer.decide_in_place(self, claimed)
 
     def _sorted(self, layers):
         """Topological order; every layer's output is the tensor named after it."""
@@ -107,11 +94,11 @@ class Model:
     # description ---------------------------------------------------------------
     @property
     def inputs(self):
-        return [TensorInfo(n, external(self.shapes[n], self.ranks[n])) for n in self.input_names]
+        return [TensorInfo(n, self.dims[n]) for n in self.input_names]
 
     @property
     def outputs(self):
-        return [TensorInfo(n, external(self.shapes[n], self.ranks[n])) for n in self.output_names]
+        return [TensorInfo(n, self.dims[n]) for n in self.output_names]
 
     @property
     def batch(self):
@@ -129,10 +116,11 @@ class Model:
     def param_count(self):
         return sum(layer.param_count() for layer in self.layers)
 
-    def summary(self):
+    def summary_text(self):
+        """The summary table: layers, output shapes, parameters, MFLOP."""
         rows = [("layer", "op", "output", "params", "MFLOP")]
         for layer in self.layers:
-            shape = "x".join(map(str, external(layer.out_shape, self.ranks[layer.name])))
+            shape = "x".join(map(str, layer.out_dims))
             rows.append((layer.name, layer.describe(), shape, f"{layer.param_count():,}",
                          f"{layer.flops() / 1e6:.2f}"))
         rows.append(("total", "", "", f"{self.param_count():,}", f"{self.flops() / 1e6:.2f}"))
@@ -145,6 +133,10 @@ class Model:
                 lines.append("  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
+    def summary(self):
+        """Print the summary table (``summary_text`` returns it)."""
+        print(self.summary_text())
+
     def load_state_dict(self, state):
         """Set constants from {"<layer>.<constant>": array}, torch's naming
         (``conv1.weight``, ``fc3.bias``); shapes must match."""
@@ -156,19 +148,17 @@ class Model:
                 raise ModelError(f"{key!r}: model {self.name!r} has no layer {layer_name!r}") from None
             layer.assign(constant, value)
 
-    def to_onnx(self, opset=17):
-        """The model as an onnx.ModelProto (needs the onnx package)."""
-        from .onnx_export import to_onnx
-        return to_onnx(self, opset=opset)
-
-    def save(self, path, opset=17):
-        """Write the model as an ONNX file."""
-        from pathlib import Path
-        Path(path).write_bytes(self.to_onnx(opset=opset).SerializeToString())
-
     def reference(self, feeds):
         """Run the model with every layer's numpy reference (for tests)."""
         values = {k: np.asarray(v, dtype=np.float32).reshape(self.shapes[k]) for k, v in feeds.items()}
         for layer in self.layers:
             values[layer.name] = layer.reference(*[values[t] for t in layer.inputs]).astype(np.float32)
-        return [values[n].reshape(external(self.shapes[n], self.ranks[n])) for n in self.output_names]
+        return [values[n].reshape(self.dims[n]) for n in self.output_names]
+
+
+def single_layer(layer):
+    """A graph holding just (a copy of) this bound layer, its inputs fed
+    from outside: what a layer is measured alone in."""
+    alone = copy.copy(layer)
+    alone.inputs = tuple(f"in{i}" for i in range(len(layer.inputs)))
+    return Graph(dict(zip(alone.inputs, layer.in_dims)), [alone], [alone.name], name=layer.name, fuse=False)

@@ -1,5 +1,5 @@
-"""The model zoo: the six networks of the benchmarks (see the zoo table in
-the docs), with seeded random weights.
+"""The model zoo: the networks of the benchmarks (README, "Models"), with
+seeded random weights.
 
 Weights are He-initialised (normal, variance 2 / fan-in) so that activations
 keep their scale through deep ReLU networks; biases and BatchNorm statistics
@@ -8,8 +8,15 @@ are small random values, never zeros.
 
 import numpy as np
 
-from .graph import Model
-from .ops import LRN, Activation, Binary, Concat, Conv2d, Dense, Pool, Reshape, ScaleShift
+from .errors import ModelError
+from .model import Model
+from .ops.concat import Concat
+from .ops.conv import Conv2d
+from .ops.dense import Dense
+from .ops.eltwise import Activation, Binary, ScaleShift
+from .ops.lrn import LRN
+from .ops.pool import Pool
+from .ops.reshape import Reshape
 
 ZOO = ("lenet5", "fcnn", "alexnet", "vgg16", "squeezenet", "resnet18")
 
@@ -181,6 +188,5 @@ def resnet18(batch=1, seed=0):
 def get(name, batch=1, seed=0):
     """A zoo model by name."""
     if name not in ZOO:
-        from .errors import ModelError
         raise ModelError(f"no zoo model {name!r}; the zoo has {', '.join(ZOO)}")
     return globals()[name](batch=batch, seed=seed)

@@ -1,6 +1,12 @@
 """Graph passes run when a model is built: fold a per-channel scale and
-shift (an inference BatchNormalization) into the convolution before it,
-fuse activations and residual adds into the layer that produces their input.
+shift (an inference BatchNormalization) into the layer before it, fuse
+activations and residual adds into the layer that produces their input.
+
+The passes ask layers what they can absorb (``with_scale_shift``,
+``with_activation``, ``with_residual``) and what they are
+(``scale_and_shift``, ``standalone_activation``, ``residual_operands``);
+they know no layer types. They replace layers by fused copies and never
+change a layer object they were given.
 
 A fused layer keeps the name of the first layer of its chain, and the
 layers that read the chain's last tensor read it under that name instead;
@@ -8,84 +14,88 @@ where the last tensor is a model output, the fused layer takes its name, so
 outputs keep theirs.
 """
 
-import numpy as np
-
-from .ops import Activation, Binary, Conv2d, ScaleShift
-
-FUSES_ACTIVATION = (Conv2d, Binary, ScaleShift)
+import copy
 
 
-def _consumers(layers):
-    found = {}
-    for layer in layers:
-        for tensor in layer.inputs:
-            found.setdefault(tensor, []).append(layer)
-    return found
+def _readers(layers, tensor):
+    return [layer for layer in layers if tensor in layer.inputs]
 
 
-def _sole_consumer(layers, tensor, outputs):
-    readers = _consumers(layers).get(tensor, [])
+def _sole_reader(layers, tensor, outputs):
+    readers = _readers(layers, tensor)
     if len(readers) != 1 or tensor in outputs:
         return None
     return readers[0]
 
 
-def _merge(layers, first, last, outputs):
-    """Replace the chain first..last by ``first``, which now computes last."""
+def _producer(layers, tensor):
+    return next((layer for layer in layers if layer.name == tensor), None)
+
+
+def _current(layers, test):
+    """The layers that pass ``test``, looked up afresh by name as the pass
+    replaces layers by fused or renamed copies."""
+    for name in [layer.name for layer in layers if test(layer)]:
+        layer = _producer(layers, name)
+        if layer is not None and test(layer):
+            yield layer
+
+
+def _merge(layers, first, fused, last, outputs):
+    """Replace the chain first..last by ``fused`` (a copy of first that now
+    computes last)."""
     if last.name in outputs:
-        first.name = last.name
+        fused.name = last.name
     else:
-        old = last.name
-        for layer in layers:
-            if old in layer.inputs:
-                layer.inputs = tuple(first.name if t == old else t for t in layer.inputs)
-    layers[layers.index(last)] = first
-    del layers[[i for i, layer in enumerate(layers) if layer is first][0]]
+        for index, layer in enumerate(layers):
+            if last.name in layer.inputs:
+                renamed = copy.copy(layer)
+                renamed.inputs = tuple(fused.name if t == last.name else t for t in layer.inputs)
+                layers[index] = renamed
+    layers[layers.index(last)] = fused
+    layers.remove(first)
 
 
 def fold_scale_shift(layers, outputs):
-    """conv -> ScaleShift becomes one conv with scaled weights and bias."""
-    for conv in [layer for layer in layers if type(layer) is Conv2d]:
-        follower = _sole_consumer(layers, conv.name, outputs)
-        if not isinstance(follower, ScaleShift) or conv.activation or conv.has_residual:
+    """producer -> per-channel scale and shift becomes one producer."""
+    for follower in _current(layers, lambda layer: layer.scale_and_shift() is not None):
+        producer = _producer(layers, follower.inputs[0])
+        if producer is None or _sole_reader(layers, producer.name, outputs) is not follower:
             continue
-        if follower.scale.size != conv.weight.shape[0]:
-            continue
-        scale, shift = follower.scale.astype(np.float64), follower.shift.astype(np.float64)
-        conv.weight = (conv.weight * scale.reshape(-1, 1, 1, 1)).astype(np.float32)
-        bias = conv.bias.astype(np.float64) if conv.bias is not None else 0.0
-        conv.bias = (bias * scale + shift).astype(np.float32)
-        conv.activation = follower.activation
-        _merge(layers, conv, follower, outputs)
+        fused = producer.with_scale_shift(*follower.scale_and_shift())
+        if fused is not None and follower.activation:
+            fused = fused.with_activation(follower.activation)
+        if fused is not None:
+            _merge(layers, producer, fused, follower, outputs)
     return layers
 
 
 def fuse_residual(layers, outputs):
-    """Add(conv(x), r) -> conv(x) with r added before its activation."""
-    for add in [layer for layer in layers if isinstance(layer, Binary)]:
-        if add.op != "Add" or add.constant is not None or add.mode != 0 or len(set(add.inputs)) != 2:
-            continue
-        if add.in_shapes[0] != add.in_shapes[1]:
-            continue
+    """Add(p(x), r) -> p(x) with r added before its activation."""
+    for add in _current(layers, lambda layer: layer.residual_operands() is not None):
+        operands = add.residual_operands()
         for mine, other in ((0, 1), (1, 0)):
-            conv = next((layer for layer in layers if layer.name == add.inputs[mine]), None)
-            if (type(conv) is Conv2d and not conv.activation and not conv.has_residual
-                    and _sole_consumer(layers, conv.name, outputs) is add):
-                conv.inputs = conv.inputs + (add.inputs[other],)
-                conv.activation = add.activation
-                _merge(layers, conv, add, outputs)
+            producer = _producer(layers, operands[mine])
+            if producer is None or _sole_reader(layers, producer.name, outputs) is not add:
+                continue
+            fused = producer.with_residual(operands[other])
+            if fused is not None and add.activation:
+                fused = fused.with_activation(add.activation)
+            if fused is not None:
+                _merge(layers, producer, fused, add, outputs)
                 break
     return layers
 
 
 def fuse_activations(layers, outputs):
     """producer -> Activation becomes the producer with a fused activation."""
-    for act in [layer for layer in layers if type(layer) is Activation]:
-        producer = next((layer for layer in layers if layer.name == act.inputs[0]), None)
-        if (isinstance(producer, FUSES_ACTIVATION) and not producer.activation
-                and _sole_consumer(layers, producer.name, outputs) is act):
-            producer.activation = act.activation
-            _merge(layers, producer, act, outputs)
+    for act in _current(layers, lambda layer: layer.standalone_activation() is not None):
+        producer = _producer(layers, act.inputs[0])
+        if producer is None or _sole_reader(layers, producer.name, outputs) is not act:
+            continue
+        fused = producer.with_activation(act.standalone_activation())
+        if fused is not None:
+            _merge(layers, producer, fused, act, outputs)
     return layers
 
 

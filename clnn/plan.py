@@ -73,7 +73,8 @@ def _default_dim(layer, count):
 
 class Plan:
     def __init__(self, model, placements, devices):
-        self.model = fingerprint(model) if not isinstance(model, str) else model
+        """``model``: the graph planned for, or its fingerprint."""
+        self.fingerprint = fingerprint(model) if not isinstance(model, str) else model
         self.devices = [getattr(d, "id", d) for d in devices]
         self.placements = dict(placements)
         for name, placement in self.placements.items():
@@ -110,8 +111,8 @@ class Plan:
 
     def check(self, model, devices):
         """Refuse a plan made for another model or other devices."""
-        if self.model != fingerprint(model):
-            raise PlanError(f"this plan was made for another model (fingerprint {self.model}, "
+        if self.fingerprint != fingerprint(model):
+            raise PlanError(f"this plan was made for another model (fingerprint {self.fingerprint}, "
                             f"model {model.name!r} has {fingerprint(model)})")
         have = {getattr(d, "id", d) for d in devices}
         missing = [d for d in self.devices if d not in have]
@@ -136,7 +137,7 @@ class Plan:
 
     # persistence ----------------------------------------------------------------
     def to_json(self):
-        return {"format": "clnn-plan/1", "model": self.model, "devices": self.devices,
+        return {"format": "clnn-plan/1", "model": self.fingerprint, "devices": self.devices,
                 "layers": {n: p.to_json() for n, p in self.placements.items()}}
 
     def save(self, path):

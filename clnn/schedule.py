@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .box import subtract_all
 from .errors import DeviceError
 from .runtime.bridge import BRIDGE
+from .storage import to_receive
 
 HOST = "host"
 
@@ -54,7 +55,7 @@ class Schedule:
                     continue
                 key = (dep, id(command.context))
                 if key not in forwarded:
-                    forwarded[key] = BRIDGE.forward(events[dep], source.queue, command.context)
+                    forwarded[key] = BRIDGE.forward(events[dep], source.context, source.device, command.context)
                 wait_for.append(forwarded[key])
             try:
                 events[index] = command.enqueue(wait_for)
@@ -70,7 +71,7 @@ class Schedule:
     def _flush(self):
         for context in {id(c.context): c.context for c in self.commands}.values():
             for device in context.devices:
-                context.queue(device).flush()
+                context.flush(device)
 
     def _drain(self, events):
         """Let the commands a failed run did enqueue finish before their events
@@ -78,10 +79,10 @@ class Schedule:
         while holding the GIL, which the bridge needs to settle the events
         that copy may wait on, so dropping them early deadlocks."""
         self._flush()
-        for event in events:
+        for command, event in zip(self.commands, events):
             if event is not None:
                 try:
-                    event.wait()
+                    command.context.wait(event)
                 except Exception:  # a failed command is finished too
                     pass
 
@@ -131,36 +132,34 @@ class Coherence:
         records = self._valid.get(tensor, [])
         here = [r for r in records if r.location is location and r.box.intersect(box)]
         deps = [r.command for r in here if r.command is not None]
+        if location is HOST:
+            return deps + self._fetch_to_host(tensor, box, records)
         for piece in subtract_all(box, [r.box for r in here]):
-            if location is HOST:
-                deps.extend(self._fetch_to_host(tensor, piece, records))
-            else:
-                host_deps = self._need(tensor, piece, HOST, None, None)
-                command = self.schedule.add(
-                    context, device,
-                    lambda wait_for, t=tensor, p=piece, c=context, d=device:
-                        t.copy(c, c.queue(d), p, False, wait_for),
-                    host_deps, "to_device", f"{tensor.name} {piece}", tensor=tensor.name,
-                    box=str(piece), bytes=piece.count(tensor.shape[3]) * 4)
-                records.append(_Valid(piece, location, command, device))
-                deps.append(command)
+            host_deps = self._need(tensor, piece, HOST, None, None)
+            command = self.schedule.add(
+                context, device,
+                lambda wait_for, t=tensor, p=piece, c=context, d=device:
+                    t.copy(c, c.queue(d), p, False, wait_for),
+                host_deps, "to_device", f"{tensor.name} {piece}", tensor=tensor.name,
+                box=str(piece), bytes=piece.count(tensor.shape[3]) * 4)
+            records.append(_Valid(piece, location, command, device))
+            deps.append(command)
         return deps
 
-    def _fetch_to_host(self, tensor, piece, records):
-        deps, missing = [], [piece]
-        for r in [r for r in records if r.location is not HOST]:
-            parts = [p for p in (m.intersect(r.box) for m in missing) if p is not None]
-            for part in parts:
-                command = self.schedule.add(
-                    r.location, r.device,
-                    lambda wait_for, t=tensor, p=part, c=r.location, d=r.device:
-                        t.copy(c, c.queue(d), p, True, wait_for),
-                    [r.command] if r.command is not None else [], "to_host",
-                    f"{tensor.name} {part}", tensor=tensor.name, box=str(part),
-                    bytes=part.count(tensor.shape[3]) * 4)
-                records.append(_Valid(part, HOST, command, r.device))
-                deps.append(command)
-            missing = subtract_all(piece, [r.box for r in records if r.location is HOST])
-        if missing:
-            raise DeviceError(f"{tensor.name} {piece} is read before any device wrote it")
+    def _fetch_to_host(self, tensor, box, records):
+        """Copies from discrete contexts of what the host lacks of ``box``."""
+        deps = []
+        on_host = [r.box for r in records if r.location is HOST]
+        elsewhere = [(r.box, r) for r in records if r.location is not HOST]
+        for r, part in to_receive(box, on_host, elsewhere):
+            if r is None:
+                raise DeviceError(f"{tensor.name} {part} is read before any device wrote it")
+            command = self.schedule.add(
+                r.location, r.device,
+                lambda wait_for, t=tensor, p=part, c=r.location, d=r.device:
+                    t.copy(c, c.queue(d), p, True, wait_for),
+                [r.command] if r.command is not None else [], "to_host",
+                f"{tensor.name} {part}", tensor=tensor.name, box=str(part), bytes=part.count(tensor.shape[3]) * 4)
+            records.append(_Valid(part, HOST, command, r.device))
+            deps.append(command)
         return deps

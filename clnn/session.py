@@ -11,10 +11,13 @@ import numpy as np
 
 from .errors import InputError, PlanError
 from .executor import Executor, check_feeds
-from .graph import Model, TensorInfo
+from .graph import Graph, TensorInfo
+from .onnx_import import load
+from .partition import auto_plan
 from .plan import Plan
 from .runtime import select
-from .trace import layer_times, write_trace
+from .timing import layer_times
+from .trace import write_trace
 
 log = logging.getLogger("clnn")
 
@@ -24,9 +27,8 @@ KEPT_BATCH_SIZES = 4
 
 
 def _as_model(model):
-    if isinstance(model, Model):
+    if isinstance(model, Graph):
         return model
-    from .onnx_import import load
     return load(model, batch=1)
 
 
@@ -37,7 +39,9 @@ class InferenceSession:
     onnx.ModelProto. ``devices``: a selector (see clnn.devices) or a list of
     devices. ``plan``: "auto", a list of shares (one per device) applied to
     every layer that can be split, a clnn.Plan, or the path of a saved plan.
-    ``layout`` and ``memory`` override CLNN_CONTEXTS and CLNN_MEMORY.
+    ``contexts`` ("platform": one context per platform, "device": one per
+    device) and ``memory`` ("auto", "unified", "discrete") override
+    CLNN_CONTEXTS and CLNN_MEMORY.
 
     An ONNX model whose batch dimension is symbolic runs any batch size, as
     in onnxruntime: it is built at batch 1, and a feed of another batch size
@@ -46,26 +50,25 @@ class InferenceSession:
     describe the batch-1 session.
     """
 
-    def __init__(self, model, devices=None, plan="auto", layout=None, memory=None):
+    def __init__(self, model, devices=None, plan="auto", contexts=None, memory=None):
         self.model = _as_model(model)
         self.devices = select(devices)
-        self._source = None if isinstance(model, Model) or not self.model.symbolic_batch else model
+        self._source = None if isinstance(model, Graph) or not self.model.symbolic_batch else model
         self._plan_argument = plan
         self._other_batches = OrderedDict()   # batch size -> InferenceSession
         self._batches_lock = threading.Lock()
         started = time.perf_counter()
         # with plan="auto" on several devices: what was predicted and measured
         self.partition_report = None
-        self._layout, self._memory = layout, memory
+        self._grouping, self._memory = contexts, memory
         self.plan = self._make_plan(plan)
-        self._executor = Executor(self.model, self.plan, self.devices, layout=layout, memory=memory)
+        self._executor = Executor(self.model, self.plan, self.devices, contexts, memory)
         log.debug("session for %r ready in %.2f s; plan:\n%s", self.model.name,
                   time.perf_counter() - started, self.plan.table(self.model))
 
     def _make_plan(self, plan):
         if isinstance(plan, str) and plan == "auto":
-            from .partition import auto_plan
-            plan, self.partition_report = auto_plan(self.model, self.devices, self._layout, self._memory)
+            plan, self.partition_report = auto_plan(self.model, self.devices, self._grouping, self._memory)
             return plan
         if isinstance(plan, (str, os.PathLike)):
             if not Path(plan).is_file():
@@ -141,10 +144,9 @@ class InferenceSession:
         if not plans_any_batch:
             raise PlanError(f"this session's plan was made for batch {self.model.inputs[0].shape[0]}; a feed "
                             f"of batch {batch} needs plan='auto' or a list of shares, which plan any batch")
-        from .onnx_import import load
         log.debug("building %r for batch %d", self.model.name, batch)
         return InferenceSession(load(self._source, batch=batch), self.devices, self._plan_argument,
-                                self._layout, self._memory)
+                                self._grouping, self._memory)
 
     def layer_times(self):
         """{layer: {device id: seconds}} of kernel time in the last run."""

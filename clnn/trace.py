@@ -30,19 +30,3 @@ def chrome_trace(timeline, host_spans):
 def write_trace(path, timeline, host_spans):
     with open(path, "w") as f:
         json.dump(chrome_trace(timeline, host_spans), f)
-
-
-def kernel_span(timeline):
-    """Seconds from the first kernel's start to the last kernel's end."""
-    spans = [(r["start"], r["end"]) for r in timeline if r["kind"] == "kernel"]
-    return (max(e for _, e in spans) - min(s for s, _ in spans)) * 1e-9
-
-
-def layer_times(timeline):
-    """{layer: {device: seconds}} of kernel time in one run."""
-    found = {}
-    for r in timeline:
-        if r["kind"] == "kernel":
-            per_device = found.setdefault(r["layer"], {})
-            per_device[r["device"]] = per_device.get(r["device"], 0.0) + (r["end"] - r["start"]) * 1e-9
-    return found

@@ -23,7 +23,7 @@
 #define MR 6
 #endif
 #ifndef PB
-#define PB 8
+#define PB 96
 #endif
 #ifndef KC
 #define KC 256

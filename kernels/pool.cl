@@ -7,13 +7,13 @@
 __kernel void clnn_pool_box(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max,
                             const int count_pad, const int H, const int W, const int OH, const int OW,
                             const int KH, const int KW, const int sh, const int sw,
-                            const int dh, const int dw, const int pt, const int pl,
-                            const int pb, const int pr,
+                            const int dh, const int dw, const int pad_top, const int pad_left,
+                            const int pad_bottom, const int pad_right,
                             const int n0, const int c0, const int h0, const int bc, const int bh,
                             const int bn)
 {
     CLNN_GRID_ELEMENT(ow, oh, OW, n0, c0, h0, bc, bh, bn);
-    const int hs = oh * sh - pt, ws = ow * sw - pl;
+    const int hs = oh * sh - pad_top, ws = ow * sw - pad_left;
     float acc = is_max ? -INFINITY : 0.0f;
     int inside = 0;
     for (int i = 0; i < KH; i++) {
@@ -30,7 +30,7 @@ __kernel void clnn_pool_box(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max
         }
     }
     if (!is_max) {
-        const int padded = (min(hs + KH, H + pb) - hs) * (min(ws + KW, W + pr) - ws);
+        const int padded = (min(hs + KH, H + pad_bottom) - hs) * (min(ws + KW, W + pad_right) - ws);
         acc /= (float)(count_pad ? padded : inside);
     }
     out[CLNN_AT(out, n, c, oh, ow, OH, OW)] = acc;

@@ -1,12 +1,10 @@
 """Shared by the op and model tests: run a model through the real executor
 with poisoned outputs, force a kernel profile, measure errors."""
 
-import contextlib
-
 import numpy as np
 
 from clnn.executor import Executor
-from clnn.ops import base
+from clnn.ops import Target
 
 
 def rel_err(actual, expected):
@@ -19,22 +17,15 @@ def rel_err(actual, expected):
     return np.inf if np.isnan(diff).any() else diff.max() / scale
 
 
-def run(model, feeds, plan, devices, layout=None, memory=None):
-    """Outputs of one poisoned run of ``model`` under ``plan``."""
-    executor = Executor(model, plan, devices, layout=layout, memory=memory)
+def run(model, feeds, plan, devices, grouping=None, memory=None, kind=None):
+    """Outputs of one poisoned run of ``model`` under ``plan``; ``kind``
+    ("cpu" or "gpu") runs the kernels tuned for that kind whatever the
+    device."""
+    targets = {d.id: Target(kind, d.compute_units, d.local_mem_size, d.max_work_group_size)
+               for d in devices} if kind else None
+    executor = Executor(model, plan, devices, grouping=grouping, memory=memory, targets=targets)
     executor.poison()
     return executor.run(feeds)
-
-
-@contextlib.contextmanager
-def kernels_for(kind):
-    """Run the kernels tuned for ``kind`` ("cpu" or "gpu") whatever the device."""
-    original = base.Profile.of
-    base.Profile.of = classmethod(lambda cls, device: cls(kind, device.compute_units, 32768, 256))
-    try:
-        yield
-    finally:
-        base.Profile.of = original
 
 
 def rand(rng, shape, scale=1.0):

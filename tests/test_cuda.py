@@ -12,10 +12,10 @@ import pytest
 
 import clnn
 from clnn.executor import Executor
-from clnn.ops.base import i32
 from clnn.plan import Plan
 from clnn.runtime import backends, contexts_for
 from clnn.schedule import Schedule
+from clnn.sources import signature
 
 from helpers import rand, rel_err
 
@@ -95,8 +95,10 @@ def test_a_run_split_with_pocl_equals_the_gpu_alone(gpu, rng):
 def _doubling(context, count):
     """y = x + x over ``count`` floats of two new buffers, bound."""
     x, y = context.alloc(count * 4), context.alloc(count * 4)
-    args = [y, *i32(0, count), x, *i32(0, count), x, *i32(0, count), *i32(1, 0, 0),
-            np.float32(0), np.float32(0), *i32(1, count, 0, 0, 0, 1, 1, count)]
+    args = signature("clnn_eltwise_box").flat(
+        {"out": y, "a": x, "b": x, "op": 1, "bmode": 0, "act": 0, "alpha": 0.0, "beta": 0.0, "H": 1, "W": count,
+         "n0": 0, "c0": 0, "h0": 0, "bc": 1, "bh": 1, "count": count},
+        tensor=lambda buffer: [buffer, np.int32(0), np.int32(count)])
     return context.bind("eltwise", "clnn_eltwise_box", (), args)
 
 

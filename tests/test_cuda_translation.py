@@ -9,8 +9,8 @@ import clnn
 from clnn.box import Box
 from clnn.cuda import nvrtc
 from clnn.ops import LRN, Conv2d, Dense
-from clnn.ops.base import Profile
-from clnn.runtime import sources
+from clnn.ops import Target
+from clnn import sources
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="needs clnn[cuda] (cuda-bindings and CUDA 12's NVRTC)")
 
@@ -24,22 +24,22 @@ def nvrtc_major():
 
 def _layer_builds():
     """(source, options) of every launch that the layers with build options
-    make, for CPU and GPU profiles: a convolution, a grouped one, dense
+    make, for CPU and GPU targets: a convolution, a grouped one, dense
     layers at a GEMV batch and at a GEMM batch, and LRN (window and beta
     built in)."""
     rng = np.random.default_rng(0)
     layers = [
         (Conv2d("conv", "x", rng.standard_normal((8, 4, 3, 3))), (2, 4, 9, 9)),
         (Conv2d("dw", "x", rng.standard_normal((8, 1, 3, 3)), groups=4), (2, 4, 9, 9)),
-        (Dense("fc", "x", rng.standard_normal((8, 16))), (1, 16, 1, 1)),
-        (Dense("fc", "x", rng.standard_normal((8, 16))), (64, 16, 1, 1)),
+        (Dense("fc", "x", rng.standard_normal((8, 16))), (1, 16)),
+        (Dense("fc", "x", rng.standard_normal((8, 16))), (64, 16)),
         (LRN("lrn", "x", 5), (1, 8, 5, 5)),
     ]
     found = set()
     for layer, shape in layers:
         layer.bind([shape])
-        for profile in (Profile("cpu"), Profile("gpu")):
-            for launch in layer.launches(profile, Box.whole(layer.out_shape)):
+        for target in (Target("cpu"), Target("gpu")):
+            for launch in layer.launches(target, Box.whole(layer.out_shape)):
                 found.add((launch.source, tuple(launch.options)))
     return found
 

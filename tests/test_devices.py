@@ -60,7 +60,7 @@ def test_bad_selector_types():
 def _fake(id_, platform, identity, kind="cpu", backend="opencl", version=(3, 0)):
     return Device(id=id_, name="dev", kind=kind, platform=platform, backend=backend,
                   unified_memory=kind == "cpu", compute_units=4, identity=identity,
-                  platform_version=version)
+                  simulator=identity.startswith("sim:"), platform_version=version)
 
 
 def test_same_physical_device_through_two_drivers_is_used_once():

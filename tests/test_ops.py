@@ -4,11 +4,11 @@ splittable dimension, written by two devices, equal to the whole."""
 
 import pytest
 
-from clnn.graph import Model
+from clnn import Model
 from clnn.ops import LRN, Activation, Binary, Concat, Conv2d, Dense, Pool, Reshape, ScaleShift, Softmax
 from clnn.plan import Placement, Plan
 
-from helpers import kernels_for, rand, rel_err, run
+from helpers import rand, rel_err, run
 
 TOL = 1e-4
 
@@ -49,7 +49,7 @@ def binary(shape, op, operand, reverse=False, constant=True, activation=None):
     def build(rng):
         if constant:
             return {"x": shape}, [Binary("y", "x", op, constant=rand(rng, operand), reverse=reverse,
-                                         activation=activation, rank=len(shape))]
+                                         activation=activation)]
         return {"x": shape, "b": operand}, [Binary("y", ("x", "b"), op, activation=activation)]
     return build
 
@@ -133,8 +133,7 @@ def build(name, rng):
 def test_matches_reference(name, kind, device, rng):
     model, feeds = build(name, rng)
     expected = model.reference(feeds)[0]
-    with kernels_for(kind):
-        (actual,) = run(model, feeds, Plan.single(model, device), [device])
+    (actual,) = run(model, feeds, Plan.single(model, device), [device], kind=kind)
     assert rel_err(actual, expected) < TOL
 
 
@@ -147,11 +146,10 @@ def test_split_on_one_device_reads_only_its_input_box(name, kind, device, rng):
     reading past its box reads unset memory (Oclgrind flags it)."""
     model, feeds = build(name, rng)
     expected = model.reference(feeds)[0]
-    with kernels_for(kind):
-        for dim in ("c", "h", "n"):
-            plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
-            (actual,) = run(model, feeds, plan, [device], memory="discrete")
-            assert rel_err(actual, expected) < TOL, dim
+    for dim in ("c", "h", "n"):
+        plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
+        (actual,) = run(model, feeds, plan, [device], memory="discrete", kind=kind)
+        assert rel_err(actual, expected) < TOL, dim
 
 
 @pytest.mark.oclgrind
@@ -163,8 +161,7 @@ def test_both_gpu_tile_sizes(units, device, rng, monkeypatch):
     monkeypatch.setattr(conv, "GPU_WORK_GROUPS_PER_UNIT", units)
     for name in ("conv_wide_k", "conv_big_k", "dense_gemv_b17"):
         model, feeds = build(name, rng)
-        with kernels_for("gpu"):
-            (actual,) = run(model, feeds, Plan.single(model, device), [device])
+        (actual,) = run(model, feeds, Plan.single(model, device), [device], kind="gpu")
         assert rel_err(actual, model.reference(feeds)[0]) < TOL, name
 
 
@@ -185,25 +182,24 @@ def _split_plan(model, pair, dim, shares):
     return Plan(model, placements, {d.id for d in pair})
 
 
-@pytest.mark.parametrize("layout, memory", [("platform", "auto"), ("device", "discrete")])
+@pytest.mark.parametrize("grouping, memory", [("platform", "auto"), ("device", "discrete")])
 @pytest.mark.parametrize("kind", ["cpu", "gpu"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_every_slice_equals_the_whole(name, kind, layout, memory, pair, rng, monkeypatch):
+def test_every_slice_equals_the_whole(name, kind, grouping, memory, pair, rng, monkeypatch):
     model, feeds = build(name, rng)
     for layer in model.layers:
         monkeypatch.setattr(layer, "granule", lambda dim: 1)
-    with kernels_for(kind):
-        (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]])
-        assert rel_err(whole, model.reference(feeds)[0]) < TOL
-        for dim in ("n", "c", "h"):
-            splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
-            if not splittable:
-                continue
-            extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
-            for shares in _share_patterns(extent):
-                (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair),
-                               layout=layout, memory=memory)
-                assert rel_err(split, whole) < 1e-6, (dim, shares)
+    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]], kind=kind)
+    assert rel_err(whole, model.reference(feeds)[0]) < TOL
+    for dim in ("n", "c", "h"):
+        splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
+        if not splittable:
+            continue
+        extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
+        for shares in _share_patterns(extent):
+            (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair),
+                           grouping=grouping, memory=memory, kind=kind)
+            assert rel_err(split, whole) < 1e-6, (dim, shares)
 
 
 @pytest.mark.parametrize("memory", ["auto", "discrete"])
@@ -215,5 +211,5 @@ def test_slices_across_contexts(name, memory, pair, rng):
     expected = model.reference(feeds)[0]
     for dim in ("c", "h"):
         (split,) = run(model, feeds, _split_plan(model, pair, dim, (0.4, 0.6)), list(pair),
-                       layout="device", memory=memory)
+                       grouping="device", memory=memory)
         assert rel_err(split, expected) < TOL, dim

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import clnn
-from clnn.graph import Model
+from clnn import Model
 from clnn.ops import Activation, Binary, Conv2d, Dense, Reshape, ScaleShift
 from clnn.plan import Plan
 

@@ -12,14 +12,14 @@ import pytest
 import clnn
 from clnn.box import Box
 from clnn.executor import Executor
-from clnn.graph import Model
+from clnn import Model
 from clnn.ops import Conv2d
 from clnn.plan import Placement, Plan
 
 from helpers import ancestors, rand, rel_err
 
 ZOO_BATCH = {"lenet5": 3, "fcnn": 3, "alexnet": 1, "vgg16": 1, "squeezenet": 2, "resnet18": 2}
-# random plans per model and layout: fewer for the heavy models on two cores
+# random plans per model and context grouping: fewer for the heavy models on two cores
 PLANS = {"lenet5": 6, "fcnn": 6, "alexnet": 2, "vgg16": 1, "squeezenet": 3, "resnet18": 3}
 
 
@@ -54,14 +54,14 @@ def zoo_runs(devices):
     return found
 
 
-@pytest.mark.parametrize("layout, memory", [("platform", "auto"), ("device", "auto"), ("device", "discrete")])
+@pytest.mark.parametrize("grouping, memory", [("platform", "auto"), ("device", "auto"), ("device", "discrete")])
 @pytest.mark.parametrize("name", list(clnn.models.ZOO))
-def test_random_plans_equal_one_device(zoo_runs, pair, name, layout, memory):
+def test_random_plans_equal_one_device(zoo_runs, pair, name, grouping, memory):
     model, x, expected = zoo_runs[name]
-    rng = np.random.default_rng(zlib.crc32(f"{name} {layout} {memory}".encode()))
+    rng = np.random.default_rng(zlib.crc32(f"{name} {grouping} {memory}".encode()))
     for _ in range(PLANS[name]):
         plan = random_plan(model, pair, rng)
-        executor = Executor(model, plan, list(pair), layout=layout, memory=memory)
+        executor = Executor(model, plan, list(pair), grouping=grouping, memory=memory)
         executor.poison()
         (actual,) = executor.run({model.input_names[0]: x})
         assert rel_err(actual, expected) < 1e-4, plan.table(model)
@@ -85,7 +85,7 @@ def test_a_row_chain_exchanges_only_halo_rows(pair, rng):
     model = _chain(rng)
     ids = (pair[0].id, pair[1].id)
     plan = Plan(model, {layer.name: Placement(ids, (0.5, 0.5), "h") for layer in model.layers}, ids)
-    executor = Executor(model, plan, list(pair), layout="device", memory="discrete")
+    executor = Executor(model, plan, list(pair), grouping="device", memory="discrete")
     row_bytes = 8 * 11 * 4
     moved = [c.detail["bytes"] for c in executor.schedule.commands if c.kind in ("to_host", "to_device")
              and c.detail["tensor"] != "x" and c.detail["tensor"] != model.output_names[0]]
@@ -101,7 +101,7 @@ def test_branches_on_different_devices_do_not_wait_for_each_other(pair, rng):
     ids = (pair[0].id, pair[1].id)
     placements = {layer.name: Placement.whole(ids[1] if layer.name.endswith("expand3x3") else ids[0])
                   for layer in model.layers if not layer.is_view}
-    executor = Executor(model, Plan(model, placements, ids), list(pair), layout="device")
+    executor = Executor(model, Plan(model, placements, ids), list(pair), grouping="device")
     commands = executor.schedule.commands
     index = {c.label: i for i, c in enumerate(commands) if c.kind == "kernel"}
 
@@ -134,7 +134,7 @@ from clnn.executor import Executor
 from clnn.plan import Plan
 pair = [clnn.select(name)[0] for name in sys.argv[1:]]
 model = clnn.models.lenet5()
-executor = Executor(model, Plan.static(model, pair, [0.5, 0.5]), pair, layout="device", memory="discrete")
+executor = Executor(model, Plan.static(model, pair, [0.5, 0.5]), pair, grouping="device", memory="discrete")
 x = np.random.default_rng(3).standard_normal(model.inputs[0].shape).astype(np.float32) + 0.1
 (expected,) = executor.run({"input": x})
 failing = executor.schedule.commands[-3]

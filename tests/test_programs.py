@@ -4,7 +4,8 @@ build failures reported with the compiler's log."""
 import pytest
 
 import clnn
-from clnn.runtime import contexts_for, sources
+from clnn import sources
+from clnn.runtime import contexts_for
 
 
 def test_kernel_objects_are_built_once_and_reused(devices):
@@ -30,7 +31,7 @@ def test_build_failure_carries_the_compiler_log(devices, monkeypatch):
 def test_every_source_builds(devices):
     for ctx in contexts_for(devices):
         for name in sources.source_names():
-            ctx._program(name, ())
+            ctx.program(name, ())
 
 
 def test_includes_are_inlined_once():

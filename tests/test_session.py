@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import clnn
-from clnn.graph import Model
+from clnn import Model
 from clnn.ops import Conv2d, Dense, Pool, Reshape
 
 from helpers import rand, rel_err

@@ -18,10 +18,10 @@ def _bounds(extent, shares):
     return [(0, cut), (cut, extent)]
 
 
-def _scale_split(devices, shape, dim, shares, layout, memory, x):
+def _scale_split(devices, shape, dim, shares, grouping, memory, x):
     """y = x + x written by each device on its share of ``dim``; returns y
     as the host sees it and the schedule that made it."""
-    contexts = contexts_for(devices, layout=layout, memory=memory)
+    contexts = contexts_for(devices, grouping=grouping, memory=memory)
     context_of = {d.id: c for c in contexts for d in c.devices}
     src = SharedTensor(shape, contexts, "x")
     dst = SharedTensor(shape, contexts, "y")
@@ -61,14 +61,14 @@ def _scale_split(devices, shape, dim, shares, layout, memory, x):
     return dst.home.copy(), schedule
 
 
-@pytest.mark.parametrize("layout", ["platform", "device"])
+@pytest.mark.parametrize("grouping", ["platform", "device"])
 @pytest.mark.parametrize("memory", ["auto", "discrete"])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("dim", ["n", "c", "h"])
-def test_two_devices_write_one_tensor(pair, rng, layout, memory, shape, dim):
+def test_two_devices_write_one_tensor(pair, rng, grouping, memory, shape, dim):
     x = rng.standard_normal(shape).astype(np.float32) + 0.5
     for shares in SHARES:
-        y, schedule = _scale_split(pair, shape, dim, shares, layout, memory, x)
+        y, schedule = _scale_split(pair, shape, dim, shares, grouping, memory, x)
         np.testing.assert_array_equal(y, x + x, err_msg=f"shares {shares}")
 
 
@@ -89,7 +89,7 @@ def test_discrete_path_copies_only_what_crosses(pair, rng):
 def test_unified_path_moves_nothing(pair, rng):
     shape = (2, 3, 4, 5)
     x = rng.standard_normal(shape).astype(np.float32)
-    contexts = contexts_for(pair, layout="device", memory="auto")
+    contexts = contexts_for(pair, grouping="device", memory="auto")
     if not all(c.unified for c in contexts):
         pytest.skip("these devices are not unified-memory devices")
     _, schedule = _scale_split(pair, shape, "h", (0.5, 0.5), "device", "auto", x)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import clnn
-from clnn.graph import Model
+from clnn import Model
 from clnn.ops import Conv2d
 
 from helpers import ancestors, rand

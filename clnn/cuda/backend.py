@@ -1,8 +1,6 @@
 """The CUDA backend: NVIDIA GPUs through the driver API, for machines whose
 GPU has no OpenCL driver (Jetson boards)."""
 
-import logging
-import threading
 from dataclasses import dataclass
 
 from ..runtime.backend import Backend
@@ -10,20 +8,13 @@ from ..runtime.device import Device
 from .context import CudaContext
 from .driver import attribute, call, cu
 
-log = logging.getLogger("clnn")
-
-
 @dataclass(frozen=True)
 class DeviceInfo:
-    """A CUDA device's handle: what contexts and kernels need to know of it.
-    ``local_mem_size`` and ``max_work_group_size`` carry OpenCL's names
-    because kernel profiles read them (clnn.ops.base.Profile)."""
+    """A CUDA device's handle: what this backend's contexts need of it."""
 
     device: object              # CUdevice
     ordinal: int
     capability: tuple           # (major, minor): NVRTC's target
-    local_mem_size: int
-    max_work_group_size: int
     maps_host_memory: bool      # can run on registered host memory in place
 
 
@@ -38,8 +29,6 @@ def _device(ordinal, version):
     info = DeviceInfo(
         device=dev, ordinal=ordinal,
         capability=(attribute(dev, "COMPUTE_CAPABILITY_MAJOR"), attribute(dev, "COMPUTE_CAPABILITY_MINOR")),
-        local_mem_size=attribute(dev, "MAX_SHARED_MEMORY_PER_BLOCK"),
-        max_work_group_size=attribute(dev, "MAX_THREADS_PER_BLOCK"),
         maps_host_memory=bool(attribute(dev, "HOST_REGISTER_SUPPORTED") and attribute(dev, "CAN_MAP_HOST_MEMORY")))
     # the PCI address as the OpenCL backend spells it, so that a GPU that
     # both drivers show is used once
@@ -49,7 +38,9 @@ def _device(ordinal, version):
         id=f"cuda:cuda:{ordinal}", name=name, kind="gpu", platform="CUDA", backend=CudaBackend.name,
         unified_memory=bool(attribute(dev, "INTEGRATED")),
         compute_units=attribute(dev, "MULTIPROCESSOR_COUNT"),
-        driver_version="CUDA {}.{}".format(*version), identity=identity, handle=info,
+        driver_version="CUDA {}.{}".format(*version),
+        local_mem_size=attribute(dev, "MAX_SHARED_MEMORY_PER_BLOCK"),
+        max_work_group_size=attribute(dev, "MAX_THREADS_PER_BLOCK"), identity=identity, handle=info,
         platform_version=version)
 
 
@@ -61,25 +52,13 @@ def _discover():
 
 class CudaBackend(Backend):
     name = "cuda"
+    rank = 1  # where a GPU also has an OpenCL driver, that one is used unless cuda is named
 
-    def __init__(self):
-        self._devices = None
-        # why there are no devices, for messages (None while there are)
-        self.unavailable = None
-        self._lock = threading.Lock()
-
-    def devices(self):
-        with self._lock:
-            if self._devices is None:
-                try:
-                    self._devices = _discover()
-                except Exception as exc:  # no cuda-python, no libcuda, no GPU: no devices, no error
-                    self.unavailable = f"{type(exc).__name__}: {exc}"
-                    log.debug("no CUDA devices: %s", self.unavailable)
-                    self._devices = []
-                if not self._devices and self.unavailable is None:
-                    self.unavailable = "the CUDA driver reports no device"
-            return list(self._devices)
+    def _discover(self):
+        found = _discover()
+        if not found:
+            self.unavailable = "the CUDA driver reports no device"
+        return found
 
     def create_context(self, devices, memory="auto"):
         return CudaContext(devices, memory)

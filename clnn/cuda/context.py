@@ -24,30 +24,34 @@ class CudaContext(Context):
     def __init__(self, devices, memory="auto"):
         if len(devices) != 1:
             raise DeviceError(f"a CUDA context holds one GPU, not {len(devices)}; give each its own with "
-                              "layout='device' (CLNN_CONTEXTS=device)")
-        self.devices = tuple(devices)
-        self._info = devices[0].handle
+                              "contexts='device' (CLNN_CONTEXTS=device)")
+        info = devices[0].handle
         if memory == "auto":
-            self.unified = devices[0].unified_memory and self._info.maps_host_memory
+            unified = devices[0].unified_memory and info.maps_host_memory
         else:
-            self.unified = memory == "unified"
-            if self.unified and not self._info.maps_host_memory:
+            unified = memory == "unified"
+            if unified and not info.maps_host_memory:
                 raise DeviceError(f"{devices[0]} cannot use host memory in place (memory='unified')")
+        super().__init__(devices, unified)
+        self._info = info
         self._primary = Primary(self._info.device)
         self._stream = Stream(self._primary)
-        self._modules = {}
-        self._functions = {}
-        self._build_lock = threading.Lock()
         self._flags = None  # FlagPool once user events are needed, False where streams cannot wait on memory
         self._flags_lock = threading.Lock()
         log.debug("context %s: %s memory", devices[0], "unified (in place)" if self.unified
                   else "discrete (resident buffers, region copies)")
 
-    def __repr__(self):
-        return f"CudaContext({self.devices[0]})"
-
     def queue(self, device):
         return self._stream
+
+    def flush(self, device):
+        """Nothing to do: CUDA submits work as it is enqueued."""
+
+    def finish(self, device):
+        self._stream.finish()
+
+    def wait(self, event):
+        event.wait()
 
     # memory ------------------------------------------------------------------------
     def alloc(self, nbytes, home=None):
@@ -74,36 +78,20 @@ class CudaContext(Context):
         return queue.enqueue(wait_for, lambda stream: call(cu().cuMemcpy3DAsync, params, stream))
 
     # kernels -----------------------------------------------------------------------
-    def kernel(self, source, name, options=()):
-        key = (source, tuple(options), name)
-        function = self._functions.get(key)
-        if function is None:
-            with self._build_lock:
-                function = self._functions.get(key)
-                if function is None:
-                    module = self._program(source, tuple(options))
-                    try:
-                        with self._primary:
-                            function = call(cu().cuModuleGetFunction, module, name.encode())
-                    except CudaError as exc:
-                        raise DeviceError(f"kernels/{source}.cl has no kernel {name}: {exc}") from exc
-                    self._functions[key] = function
-        return function
+    def _build(self, source, options):
+        image = nvrtc.build(source, options, self._info.capability)
+        try:
+            with self._primary:
+                return call(cu().cuModuleLoadData, image)
+        except CudaError as exc:
+            raise DeviceError(f"loading kernels/{source}.cl on {self.devices[0]} failed: {exc}") from exc
 
-    def _program(self, source, options):
-        """The loaded module of kernels/<source>.cl built with ``options``
-        (the name is the OpenCL backend's, which generic tests call)."""
-        key = (source, options)
-        module = self._modules.get(key)
-        if module is None:
-            image = nvrtc.build(source, options, self._info.capability)
-            try:
-                with self._primary:
-                    module = call(cu().cuModuleLoadData, image)
-            except CudaError as exc:
-                raise DeviceError(f"loading kernels/{source}.cl on {self.devices[0]} failed: {exc}") from exc
-            self._modules[key] = module
-        return module
+    def _function(self, module, source, name):
+        try:
+            with self._primary:
+                return call(cu().cuModuleGetFunction, module, name.encode())
+        except CudaError as exc:
+            raise DeviceError(f"kernels/{source}.cl has no kernel {name}: {exc}") from exc
 
     def bind(self, source, name, options, args):
         function = self.kernel(source, name, options)

@@ -20,7 +20,7 @@ import sys
 import time
 
 from ..errors import DeviceError
-from ..runtime import sources
+from .. import sources
 from .driver import CudaError, call, rtc
 
 log = logging.getLogger("clnn")

@@ -1,15 +1,10 @@
 """The layers: one module per operator, each a kernel that computes any box
-of its output (see base.py)."""
+of its output (see base.py), each declaring itself in the registry
+(registry.py). The layer classes of every op module are exported here."""
 
-from .base import Layer, Profile
-from .concat import Concat
-from .conv import Conv2d
-from .dense import Dense
-from .eltwise import Activation, Binary, Copy, ScaleShift
-from .lrn import LRN
-from .pool import Pool
-from .reshape import Reshape
-from .softmax import Softmax
+from . import registry
+from .base import Launch, Layer, Target
 
-__all__ = ["LRN", "Activation", "Binary", "Concat", "Conv2d", "Copy", "Dense", "Layer", "Pool", "Profile",
-           "Reshape", "ScaleShift", "Softmax"]
+globals().update(registry.layer_classes())
+
+__all__ = ["Launch", "Layer", "Target", "registry", *sorted(registry.layer_classes())]

@@ -2,17 +2,25 @@
 
 A layer knows its output shape, its cost, a numpy reference, which input box
 each output box needs, and how to launch its kernel(s) for any box of its
-output. Launches name tensors symbolically (``In(i)``, ``OUT``, ``Param``);
-the executor binds them to the buffers of the context the slice runs in, so
-layers never see devices, contexts or backends.
+output. Launches name their kernel and its arguments by the parameter names
+of the kernel's source (clnn.sources checks them), and name tensors
+symbolically (``In(i)``, ``OUT``, ``Param``); the executor binds them to the
+buffers of the context the slice runs in, so layers never see devices,
+contexts or backends.
+
+Tensors have an outside shape of rank 0 to 6 (``in_dims``, ``out_dims``), as
+ONNX sees them, and are stored NCHW (``in_shapes``, ``out_shape``: the 4-D
+view of clnn.box.to4d) that boxes and kernels address.
 """
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..box import Box
+from ..box import Box, to4d
 from ..errors import ModelError
+from ..sources import signature
 
 ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clip": 3, "sigmoid": 4, "tanh": 5}
 
@@ -44,29 +52,52 @@ class Param:
 
 @dataclass
 class Launch:
-    source: str                 # kernels/<source>.cl
-    kernel: str                 # clnn_<op>_<variant>
+    kernel: str                 # clnn_<op>_<variant>, defined in one of kernels/*.cl
     global_size: tuple
     local_size: object          # tuple or None
-    args: list
+    args: dict                  # {kernel parameter name: value, In, Out or Param}
     options: tuple = ()
+
+    @property
+    def source(self):
+        """The kernels/<source>.cl that defines the kernel."""
+        return signature(self.kernel).source
+
+    def flat_args(self, tensor, buffer):
+        """The kernel's argument list, checked against its signature;
+        ``tensor`` and ``buffer`` map In/Out and Param values to buffers
+        (see clnn.sources.Signature.flat)."""
+        return signature(self.kernel).flat(self.args, tensor, buffer)
 
 
 @dataclass(frozen=True)
-class Profile:
-    """What kernels are tuned for: the device kind and its limits."""
+class Target:
+    """What a layer's kernels are chosen and tuned for: the device kind, its
+    limits, and tuning parameters (("conv.gpu.TM", 64), ...) that override
+    a layer's defaults; hashable, so compiled weights can be cached by it."""
     kind: str                   # "cpu" or "gpu" (accelerators take the gpu kernels)
     compute_units: int = 1
     local_mem: int = 32768
     max_work_group: int = 256
+    tuning: tuple = ()
 
     @classmethod
-    def of(cls, device):
-        handle = device.handle
-        local_mem = getattr(handle, "local_mem_size", 32768)
-        max_wg = getattr(handle, "max_work_group_size", 256)
-        return cls("cpu" if device.kind == "cpu" else "gpu", device.compute_units, int(local_mem),
-                   int(max_wg))
+    def of(cls, device, tuning=None):
+        return cls("cpu" if device.kind == "cpu" else "gpu", device.compute_units, device.local_mem_size,
+                   device.max_work_group_size, tuple(sorted((tuning or {}).items())))
+
+    def tuned(self, prefix, defaults):
+        """``defaults`` ({name: value}) with the tuning parameters named
+        ``prefix.name`` applied."""
+        found = dict(defaults)
+        for key, value in self.tuning:
+            group, _, name = key.rpartition(".")
+            if group == prefix and name in found:
+                found[name] = value
+        return found
+
+    def with_tuning(self, tuning):
+        return replace(self, tuning=tuple(sorted(dict(self.tuning, **tuning).items())))
 
 
 # Fixed work-group sizes: PoCL compiles a kernel anew for every local size,
@@ -74,31 +105,36 @@ class Profile:
 FLAT_LOCAL = {"cpu": 64, "gpu": 256}
 
 
-def flat_launch(profile, count):
+def flat_launch(target, count):
     """(global, local) of a 1-D launch over ``count`` work-items."""
-    local = FLAT_LOCAL[profile.kind]
+    local = FLAT_LOCAL[target.kind]
     return (ceil_div(max(count, 1), local) * local,), (local,)
 
 
-def grid_launch(profile, sizes):
+def grid_launch(target, sizes):
     """(global, local) of a 3-D launch over (columns, channels x rows, batch)
     work-items, as kernels decode them with CLNN_GRID_ELEMENT."""
-    local = (16, 4, 1) if profile.kind == "cpu" else (32, 8, 1)
-    return tuple(ceil_div(max(s, 1), l) * l for s, l in zip(sizes, local)), local
+    local = (16, 4, 1) if target.kind == "cpu" else (32, 8, 1)
+    return tuple(ceil_div(max(s, 1), step) * step for s, step in zip(sizes, local)), local
 
 
-def i32(*values):
-    return [np.int32(v) for v in values]
+def box_args(box):
+    """The box arguments most kernels take: origin and extent."""
+    return {"n0": box.n0, "c0": box.c0, "h0": box.h0, "bc": box.c1 - box.c0, "bh": box.h1 - box.h0}
 
 
 def activation_args(activation):
-    """(id, alpha, beta) arguments of a fused activation spec such as
+    """{act, alpha, beta} arguments of a fused activation spec such as
     None, "relu", ("leaky_relu", 0.1) or ("clip", 0.0, 6.0)."""
     name, *values = (activation,) if not isinstance(activation, tuple) else activation
     if name not in ACTIVATIONS:
         raise ModelError(f"unsupported activation {name!r}")
     values = list(values) + [0.0] * (2 - len(values))
-    return [np.int32(ACTIVATIONS[name]), np.float32(values[0]), np.float32(values[1])]
+    return {"act": ACTIVATIONS[name], "alpha": float(values[0]), "beta": float(values[1])}
+
+
+def activation_name(activation):
+    return activation if not isinstance(activation, tuple) else activation[0]
 
 
 def apply_activation(x, activation):
@@ -126,49 +162,56 @@ def ceil_div(a, b):
 class Layer:
     """Base of every layer. Subclasses set ``op`` and ``split_dims`` and
     implement ``infer``, ``reference``, ``launches`` and, where an output box
-    needs less than all of an input, ``input_box``."""
+    needs less than all of an input, ``input_box``.
+
+    A Model binds its own copy of each layer (``bind``); nothing here writes
+    into the objects a caller built the model from. The graph passes ask
+    layers what they can absorb (``with_activation``, ``with_residual``,
+    ``with_scale_shift``) instead of testing their types.
+    """
 
     op = ""
     split_dims = ("n", "c", "h")
     # a layer whose output is a view of its input (Flatten, Reshape) has no kernel
     is_view = False
+    arity = 1
+    # its kernels can apply a fused activation to what they write
+    applies_activation = False
 
     def __init__(self, name, inputs):
         self.name = name
-        self.inputs = tuple(inputs)
-        self.in_shapes = None
-        self.out_shape = None
+        self.inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+        self.in_dims = self.out_dims = None
+        self.in_shapes = self.out_shape = None
         self.activation = None
 
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r})"
 
     # shapes -----------------------------------------------------------------
-    def bind(self, in_shapes, in_ranks=None):
-        """Check the input shapes (4-D, with their ranks as seen outside) and
-        fix the output shape."""
-        self.in_shapes = [tuple(s) for s in in_shapes]
-        self.in_ranks = list(in_ranks) if in_ranks is not None else [4] * len(self.in_shapes)
-        if len(self.in_shapes) != self.arity:
-            raise ModelError(f"{self.op} node {self.name!r} takes {self.arity} inputs, got {len(self.in_shapes)}")
-        self.out_shape = tuple(int(d) for d in self.infer(self.in_shapes))
-        if any(d <= 0 for d in self.out_shape):
-            raise ModelError(f"{self.op} node {self.name!r}: inputs {self.in_shapes} give an empty output "
-                             f"{self.out_shape}")
-        return self.out_shape
+    def bind(self, in_dims):
+        """Check the inputs' outside shapes and fix the output's."""
+        self.in_dims = [tuple(int(d) for d in s) for s in in_dims]
+        if len(self.in_dims) != self.arity:
+            raise ModelError(f"{self.op} node {self.name!r} takes {self.arity} inputs, got {len(self.in_dims)}")
+        self.out_dims = tuple(int(d) for d in self.infer(self.in_dims))
+        if any(d <= 0 for d in self.out_dims):
+            raise ModelError(f"{self.op} node {self.name!r}: inputs {self.in_dims} give an empty output "
+                             f"{self.out_dims}")
+        self.in_shapes = [to4d(s) for s in self.in_dims]
+        self.out_shape = to4d(self.out_dims)
+        return self.out_dims
 
-    arity = 1
-
-    def infer(self, in_shapes):
+    def infer(self, in_dims):
+        """The output's outside shape for inputs of outside shapes ``in_dims``."""
         raise NotImplementedError
-
-    def out_rank(self, in_ranks):
-        """Rank of the output as the outside sees it (inside, all are 4-D)."""
-        return in_ranks[0]
 
     def describe(self):
         """A short text of the op and its main attributes, for summaries."""
-        return self.op
+        text = self.op
+        if self.activation:
+            text += f" {activation_name(self.activation)}"
+        return text
 
     # cost ---------------------------------------------------------------------
     def flops(self):
@@ -197,24 +240,65 @@ class Layer:
         value = np.asarray(value, dtype=np.float32)
         if value.shape != current.shape:
             raise ModelError(f"layer {self.name!r}: {name} must have shape {current.shape}, got {value.shape}")
-        setattr(self, self.constant_attributes.get(name, name), np.ascontiguousarray(value))
+        self._store(name, np.ascontiguousarray(value))
 
-    # attribute holding each constant, where it differs from the constant's name
-    constant_attributes = {}
+    def _store(self, name, value):
+        """Keep constant ``name`` (already checked); layers that hold it under
+        another attribute or shape override this."""
+        setattr(self, name, value)
 
-    def params(self, profile):
-        """The constants as the kernels for ``profile`` want them laid out."""
+    def params(self, target):
+        """The constants as the kernels for ``target`` want them laid out."""
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.weights().items()}
 
     def reference(self, *inputs):
+        """float64 numpy result for inputs of the storage shapes."""
         raise NotImplementedError
+
+    # fusion -------------------------------------------------------------------
+    def with_activation(self, activation):
+        """A copy computing ``activation`` of this layer's output, or None
+        where this layer cannot apply one (or already applies one)."""
+        if not self.applies_activation or self.activation:
+            return None
+        fused = copy.copy(self)
+        fused.activation = activation
+        return fused
+
+    def with_residual(self, tensor):
+        """A copy adding ``tensor`` (of the output's shape) before its
+        activation, or None where it cannot."""
+        return None
+
+    def with_scale_shift(self, scale, shift):
+        """A copy computing ``out * scale[c] + shift[c]`` per output channel,
+        or None where it cannot fold that into its own constants."""
+        return None
+
+    def standalone_activation(self):
+        """The activation this layer applies, where that is all it does (so
+        its producer may apply it instead); else None."""
+        return None
+
+    def residual_operands(self):
+        """(a, b) where this layer is a + b of two tensors of one shape (then
+        its activation), so the producer of either may add the other; else
+        None."""
+        return None
+
+    def scale_and_shift(self):
+        """(scale, shift) as float64 where this layer maps each channel by
+        x * scale[c] + shift[c] (then its activation), so the producer of its
+        input may fold it in; else None."""
+        return None
 
     # slicing ------------------------------------------------------------------
     def input_box(self, out_box, index):
-        """The box of input ``index`` that computing ``out_box`` reads."""
+        """The box of input ``index`` (storage shape) that computing
+        ``out_box`` reads."""
         return out_box
 
-    def launches(self, profile, out_box):
+    def launches(self, target, out_box):
         raise NotImplementedError
 
     def splittable(self, dim):
@@ -225,6 +309,9 @@ class Layer:
         into this layer's output (a Concat's); none for other layers."""
         return []
 
+    def decide_in_place(self, graph, taken):
+        """Choose which inputs producers write in place (see Concat)."""
+
     def written_boxes(self, out_box):
         """The parts of ``out_box`` this layer's kernels write for that slice
         (all of it, except where producers wrote parts in place)."""
@@ -234,6 +321,11 @@ class Layer:
         """Slice boundaries along ``dim`` are rounded to multiples of this."""
         return 1
 
+    # ONNX ---------------------------------------------------------------------
+    def to_onnx(self, writer):
+        """Write ONNX nodes computing this layer (see clnn.onnx_export)."""
+        raise ModelError(f"layer {self.name!r} ({type(self).__name__}) cannot be written as ONNX")
+
 
 def whole_channels(layer, out_box, index):
     """Input box for layers that read every input channel of the rows they
@@ -242,7 +334,7 @@ def whole_channels(layer, out_box, index):
     return Box(out_box.n0, out_box.n1, 0, shape[1], out_box.h0, out_box.h1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Attrs:
     """Parsed attributes shared by sliding-window layers (conv, pool)."""
     kernel: tuple
@@ -250,7 +342,6 @@ class Attrs:
     dilation: tuple = (1, 1)
     pads: tuple = (0, 0, 0, 0)          # top, left, bottom, right
     ceil_mode: bool = False
-    extra: dict = field(default_factory=dict)
 
     def out_size(self, h, w):
         (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
@@ -269,3 +360,61 @@ class Attrs:
         lo = h0 * sh - pt
         hi = (h1 - 1) * sh - pt + dh * (kh - 1) + 1
         return min(max(lo, 0), in_h), min(max(hi, 0), in_h)
+
+    def same_pads(self, h, w, mode):
+        """These attributes with ONNX auto_pad SAME_* padding for an h x w
+        input: the output is ceil(input / stride), the padding split evenly
+        with the odd one at the end (UPPER) or the start (LOWER)."""
+        pads = []
+        for size, k, s, d in zip((h, w), self.kernel, self.stride, self.dilation):
+            total = max((ceil_div(size, s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            small = total // 2
+            pads.append((small, total - small) if mode == "SAME_UPPER" else (total - small, small))
+        return replace(self, pads=(pads[0][0], pads[1][0], pads[0][1], pads[1][1]))
+
+
+AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
+
+
+def onnx_window(node, kernel, size):
+    """Strides, dilations and pads (top, left, bottom, right) of an ONNX Conv
+    or pool node over an input of spatial ``size``; SAME pads are worked out."""
+    stride = node.ints("strides", 2, (1, 1))
+    dilation = node.ints("dilations", 2, (1, 1))
+    pads = node.ints("pads", 4, (0, 0, 0, 0))
+    mode = node.attr("auto_pad", "NOTSET")
+    if mode not in AUTO_PADS:
+        node.fail(f"auto_pad {mode!r} is not one of {', '.join(AUTO_PADS)}")
+    if mode != "NOTSET" and any(pads):
+        node.fail(f"pads {list(pads)} cannot be given with auto_pad {mode}")
+    if mode.startswith("SAME"):
+        pads = Attrs(kernel=kernel, stride=stride, dilation=dilation).same_pads(*size, mode).pads
+    return {"stride": stride, "dilation": dilation, "pads": pads}
+
+
+def onnx_need_rank(node, tensor, rank):
+    if len(node.shape(tensor)) != rank:
+        node.fail(f"input {tensor!r} has shape {list(node.shape(tensor))}; clnn supports rank {rank} here")
+
+
+def pair(value, name, layer):
+    """(h, w) from an int or two values."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value), int(value))
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ModelError(f"node {layer!r}: {name} must have 2 values, got {value}")
+    return value
+
+
+def pads4(pads, layer):
+    """(top, left, bottom, right) from an int, a pair or ONNX's 4 values
+    (top, left, bottom, right)."""
+    if isinstance(pads, (int, np.integer)):
+        return (int(pads),) * 4
+    pads = tuple(int(p) for p in pads)
+    if len(pads) == 2:
+        return pads + pads
+    if len(pads) != 4 or min(pads) < 0:
+        raise ModelError(f"node {layer!r}: pads must be 1, 2 or 4 non-negative values, got {pads}")
+    return pads

@@ -5,7 +5,9 @@ nothing; the others are copied in."""
 import numpy as np
 
 from ..errors import ModelError
-from .base import In, Launch, Layer, Out, activation_args, flat_launch, i32
+from .base import In, Layer, Out
+from .eltwise import B_TENSOR, flat_box_launch
+from .registry import OpEntry
 
 
 class Concat(Layer):
@@ -15,8 +17,9 @@ class Concat(Layer):
         super().__init__(name, inputs)
         if axis != 1:
             raise ModelError(f"Concat node {name!r}: only the channel axis (1) is supported, got {axis}")
-        # decided once the graph is known (Model calls decide_in_place)
+        # decided once the graph is known (the graph calls decide_in_place)
         self.in_place = [False] * len(self.inputs)
+        self.offsets = []
 
     @property
     def arity(self):
@@ -26,13 +29,15 @@ class Concat(Layer):
     def is_view(self):
         return all(self.in_place)
 
-    def infer(self, in_shapes):
-        n, _, h, w = in_shapes[0]
-        for shape in in_shapes[1:]:
-            if (shape[0], shape[2], shape[3]) != (n, h, w):
-                raise ModelError(f"Concat node {self.name!r}: inputs {in_shapes} differ outside the channel axis")
-        self.offsets = list(np.cumsum([0] + [s[1] for s in in_shapes])[:-1])
-        return (n, sum(s[1] for s in in_shapes), h, w)
+    def infer(self, in_dims):
+        first = in_dims[0]
+        for dims in in_dims[1:]:
+            if len(dims) != len(first) or dims[:1] + dims[2:] != first[:1] + first[2:]:
+                raise ModelError(f"Concat node {self.name!r}: inputs {[list(d) for d in in_dims]} differ outside "
+                                 "the channel axis")
+        channels = [d[1] for d in in_dims]
+        self.offsets = [sum(channels[:i]) for i in range(len(channels))]
+        return first[:1] + (sum(channels),) + first[2:]
 
     def flops(self):
         return 0
@@ -40,20 +45,21 @@ class Concat(Layer):
     def reference(self, *inputs):
         return np.concatenate(inputs, axis=1)
 
-    def decide_in_place(self, model, taken):
+    def decide_in_place(self, graph, taken):
         """An input goes in place when a kernel layer produces it, nothing
         else already claimed it, and no view (Flatten) reads it."""
-        for index, tensor in enumerate(self.inputs):
-            producer = model.producer.get(tensor)
-            self.in_place[index] = (
-                producer is not None and not producer.is_view and tensor not in taken
-                and self.inputs.count(tensor) == 1 and tensor not in model.output_names
-                and not any(c.is_view and c is not self for c in model.consumers[tensor]))
-            if self.in_place[index]:
+        self.in_place = []
+        for tensor in self.inputs:
+            producer = graph.producer.get(tensor)
+            in_place = (producer is not None and not producer.is_view and tensor not in taken
+                        and self.inputs.count(tensor) == 1 and tensor not in graph.output_names
+                        and not any(c.is_view and c is not self for c in graph.consumers[tensor]))
+            self.in_place.append(in_place)
+            if in_place:
                 taken.add(tensor)
 
     def in_place_inputs(self):
-        return [(i, int(self.offsets[i])) for i, flag in enumerate(self.in_place) if flag]
+        return [(i, self.offsets[i]) for i, flag in enumerate(self.in_place) if flag]
 
     def input_box(self, out_box, index):
         lo, hi = self.offsets[index], self.offsets[index] + self.in_shapes[index][1]
@@ -67,21 +73,36 @@ class Concat(Layer):
         for index in range(len(self.inputs)):
             part = self.input_box(out_box, index)
             if part is not None:
-                found.append(part.shifted_channels(int(self.offsets[index])))
+                found.append(part.shifted_channels(self.offsets[index]))
         return found
 
-    def launches(self, profile, box):
-        _, _, h, w = self.out_shape
+    def launches(self, target, box):
         found = []
         for index, flag in enumerate(self.in_place):
             part = self.input_box(box, index)
             if flag or part is None:
                 continue
-            offset = int(self.offsets[index])
-            count = part.count(w)
             # the copy walks the input's box; the output is that box moved by offset channels
-            args = [Out(offset), In(index), In(index), *i32(0, 0), *activation_args(None),
-                    *i32(h, w, part.n0, part.c0, part.h0, part.c1 - part.c0, part.h1 - part.h0, count)]
-            size, local = flat_launch(profile, count)
-            found.append(Launch("eltwise", "clnn_eltwise_box", size, local, args))
+            args = {"out": Out(self.offsets[index]), "a": In(index), "b": In(index), "op": 0, "bmode": B_TENSOR,
+                    "act": 0, "alpha": 0.0, "beta": 0.0}
+            found.append(flat_box_launch(target, "clnn_eltwise_box", self.out_shape, part, args))
         return found
+
+    def to_onnx(self, writer):
+        writer.node(self, "Concat", list(self.inputs), axis=1)
+
+
+def _from_onnx(node):
+    tensors = [node.tensor(i) for i in range(len(node.proto.input))]
+    ranks = {len(node.shape(t)) for t in tensors}
+    if len(ranks) > 1:
+        node.fail(f"inputs of different ranks {sorted(ranks)}")
+    axis = node.attr("axis")
+    if axis is None:
+        node.fail("attribute axis is required")
+    if node.axis(axis, ranks.pop()) != 1:
+        node.fail(f"axis {axis} is not supported; only the channel axis (1) is")
+    return Concat(node.out, tensors)
+
+
+OP = OpEntry(layers=(Concat,), onnx={"Concat": _from_onnx}, sources=("eltwise",))

@@ -1,16 +1,24 @@
 """Conv2d: any kernel size, stride, dilation, padding and groups, with
-optional bias, fused activation and fused residual add."""
+optional bias, fused activation and fused residual add; ONNX Conv.
+
+Ungrouped convolutions run as an implicit GEMM (``gemm_launch``, which
+Dense shares); grouped and depthwise ones as a direct loop."""
+
+import copy
 
 import numpy as np
 
 from ..box import Box
 from ..errors import ModelError
-from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, apply_activation, ceil_div,
-                   grid_launch, i32)
+from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
+                   box_args, ceil_div, grid_launch, onnx_need_rank, onnx_window, pads4, pair)
+from .registry import OpEntry
 
 # GPU tiles (TM x TN outputs per work-group, RM x RN per work-item) and CPU
 # blocking (MR channels x 16 pixels per micro-kernel, PB panels per
 # work-item, KC rows of im2col packed at a time); see kernels/conv_*.cl.
+# Defaults; a Target's tuning parameters conv.gpu.*, conv.gpu_small.* and
+# conv.cpu.* override them.
 GPU_TILES = {"TM": 64, "TN": 64, "TK": 16, "RM": 4, "RN": 4}
 # where 64 x 64 tiles would leave compute units idle (deep layers at batch 1
 # have few pixels), 32 x 32 tiles give four times the work-groups
@@ -19,28 +27,6 @@ GPU_WORK_GROUPS_PER_UNIT = 2
 CPU_BLOCKS = {"MR": 6, "PB": 96, "KC": 256}
 # work-items per CPU core that the panel count per work-item must leave
 CPU_ITEMS_PER_CORE = 4
-
-
-def _pair(value, name, layer):
-    if isinstance(value, int):
-        return (value, value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ModelError(f"Conv node {layer!r}: {name} must have 2 values, got {value}")
-    return value
-
-
-def pads4(pads, layer):
-    """(top, left, bottom, right) from an int, a pair or ONNX's 4 values
-    (top, left, bottom, right)."""
-    if isinstance(pads, int):
-        return (pads,) * 4
-    pads = tuple(int(p) for p in pads)
-    if len(pads) == 2:
-        return pads + pads
-    if len(pads) != 4 or min(pads) < 0:
-        raise ModelError(f"node {layer!r}: pads must be 1, 2 or 4 non-negative values, got {pads}")
-    return pads
 
 
 def options(params):
@@ -70,15 +56,68 @@ def conv_reference(x, w, bias, attrs, groups):
     return out
 
 
+# the implicit GEMM, shared with Dense ------------------------------------------------
+
+def ktab(cin, in_h, in_w, kh, kw, dilation=(1, 1)):
+    """For every k of the GEMM (input channel, kernel row, kernel column):
+    the channel's offset and the row and column displacements."""
+    ci, i, j = np.meshgrid(np.arange(cin), np.arange(kh), np.arange(kw), indexing="ij")
+    table = np.stack([ci * in_h * in_w, i * dilation[0], j * dilation[1], np.zeros_like(ci)], axis=-1)
+    return np.ascontiguousarray(table.reshape(-1, 4), dtype=np.int32)
+
+
+def gemm_params(target, flat_weight, bias, table):
+    """Weights (M, K) packed as the GEMM kernel for ``target`` reads them."""
+    m = flat_weight.shape[0]
+    if target.kind == "gpu":
+        packed = np.ascontiguousarray(flat_weight.T)
+    else:
+        mr = target.tuned("conv.cpu", CPU_BLOCKS)["MR"]
+        panels = np.zeros((ceil_div(m, mr) * mr, flat_weight.shape[1]), np.float32)
+        panels[:m] = flat_weight
+        packed = np.ascontiguousarray(panels.reshape(-1, mr, flat_weight.shape[1]).transpose(0, 2, 1))
+    return {"w": packed, "bias": bias if bias is not None else np.zeros(1, np.float32), "ktab": table}
+
+
+def gemm_launch(target, box, in_shape, out_shape, k, attrs, has_bias, residual, activation):
+    """The launch of the implicit GEMM computing ``box`` of an output of
+    ``out_shape`` from an input of ``in_shape``; ``k`` is the GEMM's inner
+    size, ``residual`` an In or None."""
+    _, _, h, w = in_shape
+    _, m, oh, ow = out_shape
+    (sh, sw), (pt, pl) = attrs.stride, attrs.pads[:2]
+    bc, bh = box.c1 - box.c0, box.h1 - box.h0
+    pixels = (box.n1 - box.n0) * bh * ow
+    args = {"out": OUT, "in": In(0), "bias": Param("bias"), "res": residual or OUT, "ktab": Param("ktab"),
+            "M": m, "K": k, "H": h, "W": w, "OW": ow, "sh": sh, "sw": sw, "pt": pt, "pl": pl,
+            **box_args(box), "OH": oh, "P": pixels, **activation_args(activation),
+            "has_bias": has_bias, "has_res": residual is not None}
+    if target.kind == "gpu":
+        tiles = target.tuned("conv.gpu", GPU_TILES)
+        if ceil_div(pixels, tiles["TN"]) * ceil_div(bc, tiles["TM"]) < GPU_WORK_GROUPS_PER_UNIT * target.compute_units:
+            tiles = target.tuned("conv.gpu_small", GPU_SMALL_TILES)
+        wg = (tiles["TN"] // tiles["RN"], tiles["TM"] // tiles["RM"])
+        size = (ceil_div(pixels, tiles["TN"]) * wg[0], ceil_div(bc, tiles["TM"]) * wg[1])
+        return Launch("clnn_conv_gemm_tiled", size, wg, dict(args, wt=Param("w")), options(tiles))
+    blocks = target.tuned("conv.cpu", CPU_BLOCKS)
+    panels = ceil_div(box.c1, blocks["MR"]) - box.c0 // blocks["MR"]
+    pixel_blocks = ceil_div(pixels, 16)
+    items = min(panels, ceil_div(CPU_ITEMS_PER_CORE * target.compute_units, pixel_blocks))
+    per_item = min(blocks["PB"], ceil_div(panels, items))
+    size = (pixel_blocks, ceil_div(panels, per_item))
+    return Launch("clnn_conv_gemm_cpu", size, (1, 1), dict(args, wpk=Param("w"), pb=per_item), options(blocks))
+
+
+# the layer ---------------------------------------------------------------------------
+
 class Conv2d(Layer):
     op = "Conv"
+    applies_activation = True
 
     def __init__(self, name, inputs, weight, bias=None, stride=1, pads=0, dilation=1, groups=1,
                  activation=None, auto_pad=None):
         """``inputs``: the input tensor, then optionally a tensor of the
         output's shape added before the activation (a fused residual)."""
-        if isinstance(inputs, str):
-            inputs = (inputs,)
         super().__init__(name, inputs)
         self.weight = np.ascontiguousarray(weight, dtype=np.float32)
         if self.weight.ndim != 4:
@@ -88,14 +127,16 @@ class Conv2d(Layer):
             raise ModelError(f"Conv node {name!r}: {self.bias.shape[0]} biases for {self.weight.shape[0]} "
                              "output channels")
         self.groups = int(groups)
-        self.attrs = Attrs(kernel=self.weight.shape[2:], stride=_pair(stride, "strides", name),
-                           dilation=_pair(dilation, "dilations", name), pads=pads4(pads, name))
+        # as declared; ``attrs`` holds the padding worked out for the input bound
+        self.declared = Attrs(kernel=self.weight.shape[2:], stride=pair(stride, "strides", name),
+                              dilation=pair(dilation, "dilations", name), pads=pads4(pads, name))
+        self.attrs = self.declared
         self.auto_pad = auto_pad
         self.activation = activation
         if self.groups < 1 or self.weight.shape[0] % self.groups:
             raise ModelError(f"Conv node {name!r}: {self.weight.shape[0]} output channels do not split "
                              f"into {self.groups} groups")
-        if min(self.attrs.stride + self.attrs.dilation) < 1:
+        if min(self.declared.stride + self.declared.dilation) < 1:
             raise ModelError(f"Conv node {name!r}: strides and dilations must be >= 1")
 
     @property
@@ -107,29 +148,30 @@ class Conv2d(Layer):
         return len(self.inputs) == 2
 
     def describe(self):
-        (kh, kw), sh = self.attrs.kernel, self.attrs.stride[0]
+        (kh, kw), sh = self.declared.kernel, self.declared.stride[0]
         text = f"{self.op} {self.weight.shape[0]} {kh}x{kw}/{sh}"
         if self.groups > 1:
             text += f" g{self.groups}"
         if self.has_residual:
             text += " +res"
         if self.activation:
-            name = self.activation if isinstance(self.activation, str) else self.activation[0]
-            text += f" {name}"
+            text += f" {activation_name(self.activation)}"
         return text
 
-    def infer(self, in_shapes):
-        n, c, h, w = in_shapes[0]
+    def infer(self, in_dims):
+        if len(in_dims[0]) != 4:
+            raise ModelError(f"Conv node {self.name!r}: input must be 4-D (NCHW), got shape {list(in_dims[0])}")
+        n, c, h, w = in_dims[0]
         m, cin_g = self.weight.shape[:2]
         if c != cin_g * self.groups:
             raise ModelError(f"Conv node {self.name!r}: input has {c} channels, weights expect "
                              f"{cin_g * self.groups} ({cin_g} per group x {self.groups} groups)")
-        if self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            self.attrs.pads = same_pads(self.attrs, h, w, self.auto_pad)
+        self.attrs = (self.declared.same_pads(h, w, self.auto_pad) if self.auto_pad in ("SAME_UPPER", "SAME_LOWER")
+                      else self.declared)
         oh, ow = self.attrs.out_size(h, w)
-        if self.has_residual and tuple(in_shapes[1]) != (n, m, oh, ow):
-            raise ModelError(f"Conv node {self.name!r}: residual of shape {in_shapes[1]} cannot be added to "
-                             f"an output of shape {(n, m, oh, ow)}")
+        if self.has_residual and tuple(in_dims[1]) != (n, m, oh, ow):
+            raise ModelError(f"Conv node {self.name!r}: residual of shape {list(in_dims[1])} cannot be added "
+                             f"to an output of shape {[n, m, oh, ow]}")
         return (n, m, oh, ow)
 
     def flops(self):
@@ -147,6 +189,24 @@ class Conv2d(Layer):
         if residual is not None:
             out = out + residual
         return apply_activation(out, self.activation)
+
+    # fusion ----------------------------------------------------------------------------
+    def with_residual(self, tensor):
+        if self.activation or self.has_residual:
+            return None
+        fused = copy.copy(self)
+        fused.inputs = self.inputs + (tensor,)
+        return fused
+
+    def with_scale_shift(self, scale, shift):
+        if self.activation or self.has_residual or scale.size != self.weight.shape[0]:
+            return None
+        scale, shift = scale.astype(np.float64), shift.astype(np.float64)
+        fused = copy.copy(self)
+        fused.weight = (self.weight * scale.reshape(-1, 1, 1, 1)).astype(np.float32)
+        bias = self.bias.astype(np.float64) if self.bias is not None else 0.0
+        fused.bias = (bias * scale + shift).astype(np.float32)
+        return fused
 
     # slicing -----------------------------------------------------------------------
     def input_box(self, out_box, index):
@@ -166,71 +226,55 @@ class Conv2d(Layer):
     def granule(self, dim):
         return 4 if dim == "c" else 1
 
-    def _ktab(self):
-        _, _, h, w = self.in_shapes[0]
-        cin_g, kh, kw = self.weight.shape[1:]
-        dh, dw = self.attrs.dilation
-        ci, i, j = np.meshgrid(np.arange(cin_g), np.arange(kh), np.arange(kw), indexing="ij")
-        table = np.stack([ci * h * w, i * dh, j * dw, np.zeros_like(ci)], axis=-1)
-        return np.ascontiguousarray(table.reshape(-1, 4), dtype=np.int32)
-
-    def params(self, profile):
-        m = self.weight.shape[0]
-        bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
+    def params(self, target):
         if self.groups > 1:
-            return {"w": self.weight, "bias": bias}
-        flat = self.weight.reshape(m, -1)
-        if profile.kind == "gpu":
-            packed = np.ascontiguousarray(flat.T)
-        else:
-            mr = CPU_BLOCKS["MR"]
-            panels = np.zeros((ceil_div(m, mr) * mr, flat.shape[1]), np.float32)
-            panels[:m] = flat
-            packed = np.ascontiguousarray(panels.reshape(-1, mr, flat.shape[1]).transpose(0, 2, 1))
-        return {"w": packed, "bias": bias, "ktab": self._ktab()}
+            return {"w": self.weight, "bias": self.bias if self.bias is not None else np.zeros(1, np.float32)}
+        _, _, h, w = self.in_shapes[0]
+        table = ktab(self.weight.shape[1], h, w, *self.weight.shape[2:], self.attrs.dilation)
+        return gemm_params(target, self.weight.reshape(self.weight.shape[0], -1), self.bias, table)
 
-    def launches(self, profile, box):
-        n, c, h, w = self.in_shapes[0]
+    def launches(self, target, box):
+        residual = In(1) if self.has_residual else None
+        if self.groups == 1:
+            return [gemm_launch(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
+                                self.bias is not None, residual, self.activation)]
+        _, _, h, w = self.in_shapes[0]
         _, m, oh, ow = self.out_shape
         (kh, kw), (sh, sw), (dh, dw) = self.attrs.kernel, self.attrs.stride, self.attrs.dilation
-        pt, pl = self.attrs.pads[:2]
-        bc, bh = box.c1 - box.c0, box.h1 - box.h0
-        residual = In(1) if self.has_residual else OUT
-        tail = [*activation_args(self.activation), np.int32(self.bias is not None),
-                np.int32(self.has_residual)]
-        if self.groups > 1:
-            args = [OUT, In(0), Param("w"), Param("bias"), residual,
-                    *i32(m, self.weight.shape[1], h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl,
-                         m // self.groups, box.n0, box.c0, box.h0, bc, bh, box.n1 - box.n0), *tail]
-            size, local = grid_launch(profile, (ow, bc * bh, box.n1 - box.n0))
-            return [Launch("conv_direct", "clnn_conv_direct", size, local, args)]
-        k = self.weight[0].size
-        pixels = (box.n1 - box.n0) * bh * ow
-        args = [OUT, In(0), Param("w"), Param("bias"), residual, Param("ktab"),
-                *i32(m, k, h, w, ow, sh, sw, pt, pl, box.n0, box.c0, box.h0, bc, bh, oh, pixels), *tail]
-        if profile.kind == "gpu":
-            t = GPU_TILES
-            if ceil_div(pixels, t["TN"]) * ceil_div(bc, t["TM"]) < GPU_WORK_GROUPS_PER_UNIT * profile.compute_units:
-                t = GPU_SMALL_TILES
-            wg = (t["TN"] // t["RN"], t["TM"] // t["RM"])
-            size = (ceil_div(pixels, t["TN"]) * wg[0], ceil_div(bc, t["TM"]) * wg[1])
-            return [Launch("conv_gemm", "clnn_conv_gemm_tiled", size, wg, args, options(t))]
-        b = CPU_BLOCKS
-        panels = ceil_div(box.c1, b["MR"]) - box.c0 // b["MR"]
-        blocks = ceil_div(pixels, 16)
-        groups = min(panels, ceil_div(CPU_ITEMS_PER_CORE * profile.compute_units, blocks))
-        per_item = min(b["PB"], ceil_div(panels, groups))
-        size = (blocks, ceil_div(panels, per_item))
-        return [Launch("conv_cpu", "clnn_conv_gemm_cpu", size, (1, 1), args + [np.int32(per_item)],
-                       options(b))]
+        args = {"out": OUT, "in": In(0), "w": Param("w"), "bias": Param("bias"), "res": residual or OUT,
+                "M": m, "cin_g": self.weight.shape[1], "H": h, "W": w, "OH": oh, "OW": ow, "KH": kh, "KW": kw,
+                "sh": sh, "sw": sw, "dh": dh, "dw": dw, "pt": self.attrs.pads[0], "pl": self.attrs.pads[1],
+                "m_per_group": m // self.groups, **box_args(box), "bn": box.n1 - box.n0,
+                **activation_args(self.activation), "has_bias": self.bias is not None,
+                "has_res": self.has_residual}
+        size, local = grid_launch(target, (ow, (box.c1 - box.c0) * (box.h1 - box.h0), box.n1 - box.n0))
+        return [Launch("clnn_conv_direct", size, local, args)]
+
+    # ONNX ----------------------------------------------------------------------------
+    def to_onnx(self, writer):
+        a = self.attrs
+        weights = [writer.const(self, k, v) for k, v in self.weights().items()]
+        y = writer.node(self, "Conv", [self.inputs[0], *weights], kernel_shape=list(a.kernel),
+                        strides=list(a.stride), pads=list(a.pads), dilations=list(a.dilation), group=self.groups)
+        if self.has_residual:
+            y = writer.node(self, "Add", [y, self.inputs[1]])
+        writer.activation(self, y, self.activation)
 
 
-def same_pads(attrs, h, w, mode):
-    """ONNX auto_pad SAME_*: the output is ceil(input / stride), the padding
-    split evenly with the odd one at the end (UPPER) or the start (LOWER)."""
-    pads = []
-    for size, k, s, d in zip((h, w), attrs.kernel, attrs.stride, attrs.dilation):
-        total = max((ceil_div(size, s) - 1) * s + (k - 1) * d + 1 - size, 0)
-        small = total // 2
-        pads.append((small, total - small) if mode == "SAME_UPPER" else (total - small, small))
-    return (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+def _from_onnx(node):
+    x = node.tensor(0)
+    onnx_need_rank(node, x, 4)
+    weight = node.constant(1, "the weight")
+    if weight.ndim != 4:
+        node.fail(f"only 2-D convolutions are supported; the weight has shape {list(weight.shape)}")
+    bias = node.constant(2, "the bias") if node.has(2) else None
+    kernel = node.ints("kernel_shape", 2, weight.shape[2:])
+    if kernel != weight.shape[2:]:
+        node.fail(f"kernel_shape {list(kernel)} differs from the weight's {list(weight.shape[2:])}")
+    groups, channels = node.attr("group", 1), node.shape(x)[1]
+    if groups < 1 or channels % groups:
+        node.fail(f"group {groups} does not divide {channels} input channels")
+    return Conv2d(node.out, x, weight, bias, groups=groups, **onnx_window(node, kernel, node.shape(x)[2:]))
+
+
+OP = OpEntry(layers=(Conv2d,), onnx={"Conv": _from_onnx}, sources=("conv_gemm", "conv_cpu", "conv_direct"))

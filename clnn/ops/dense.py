@@ -1,83 +1,136 @@
-"""Dense (ONNX Gemm, 2-D MatMul with constant weights): a 1x1 convolution
-over (N, K, 1, 1), or, at small batch where reading the weights is the whole
-cost, a GEMV kernel that streams each weight row once."""
+"""Dense (ONNX Gemm, 2-D MatMul with constant weights): the implicit GEMM of
+a 1x1 convolution over (N, K, 1, 1), or, at small batch where reading the
+weights is the whole cost, a GEMV kernel that streams each weight row once."""
+
 
 import numpy as np
 
 from ..errors import ModelError
-from .base import OUT, In, Launch, Param, activation_args, flat_launch, i32
-from .conv import Conv2d
+from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
+                   flat_launch, onnx_need_rank)
+from .conv import gemm_launch, gemm_params, ktab
+from .registry import OpEntry
 
 # batches up to these sizes take the GEMV kernels: a GPU reads the weights
 # once for up to 16 rows; a CPU's tiled kernel already works on 16 at once
 GEMV_MAX_BATCH = {"gpu": 16, "cpu": 4}
 GEMV_LOCAL = 128
+_ONE_BY_ONE = Attrs(kernel=(1, 1))
 
 
-class Dense(Conv2d):
+class Dense(Layer):
     op = "Gemm"
+    applies_activation = True
 
     def __init__(self, name, inputs, weight, bias=None, activation=None):
         """``weight``: (out_features, in_features), as torch.nn.Linear holds it."""
-        weight = np.asarray(weight, dtype=np.float32)
-        if weight.ndim != 2:
-            raise ModelError(f"Gemm node {name!r}: weight must be 2-D, got shape {weight.shape}")
-        super().__init__(name, inputs, weight.reshape(weight.shape + (1, 1)), bias, activation=activation)
+        super().__init__(name, inputs)
+        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        if self.weight.ndim != 2:
+            raise ModelError(f"Gemm node {name!r}: weight must be 2-D, got shape {self.weight.shape}")
+        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        if self.bias is not None and self.bias.shape[0] != self.weight.shape[0]:
+            raise ModelError(f"Gemm node {name!r}: {self.bias.shape[0]} biases for {self.weight.shape[0]} outputs")
+        self.activation = activation
 
     def describe(self):
         text = f"Dense {self.weight.shape[1]}->{self.weight.shape[0]}"
         if self.activation:
-            text += " " + (self.activation if isinstance(self.activation, str) else self.activation[0])
+            text += f" {activation_name(self.activation)}"
         return text
 
-    def out_rank(self, in_ranks):
-        return 2
-
-    def infer(self, in_shapes):
-        n, k, h, w = in_shapes[0]
-        if (h, w) != (1, 1):
-            raise ModelError(f"Gemm node {self.name!r}: input must be 2-D (N, {self.weight.shape[1]}); "
-                             f"got a 4-D tensor {in_shapes[0]} (flatten it first)")
-        if k != self.weight.shape[1]:
-            raise ModelError(f"Gemm node {self.name!r}: input has {k} features, weights expect "
+    def infer(self, in_dims):
+        """(N, K), or (N, K, 1, ...) as a global pool leaves it, gives (N, M)."""
+        dims = in_dims[0]
+        if len(dims) < 2 or any(d != 1 for d in dims[2:]):
+            raise ModelError(f"Gemm node {self.name!r}: input must be 2-D (N, {self.weight.shape[1]}); got shape "
+                             f"{list(dims)} (flatten it first)")
+        if dims[1] != self.weight.shape[1]:
+            raise ModelError(f"Gemm node {self.name!r}: input has {dims[1]} features, weights expect "
                              f"{self.weight.shape[1]}")
-        return (n, self.weight.shape[0], 1, 1)
+        return (dims[0], self.weight.shape[0])
 
-    def assign(self, name, value):
-        if name == "weight":
-            value = np.asarray(value, dtype=np.float32)
-            super().assign(name, value)
-            self.weight = self.weight.reshape(value.shape + (1, 1))
-        else:
-            super().assign(name, value)
+    def flops(self):
+        return 2 * self.out_shape[0] * self.weight.size
 
     def weights(self):
-        found = {"weight": self.weight.reshape(self.weight.shape[:2])}
+        found = {"weight": self.weight}
         if self.bias is not None:
             found["bias"] = self.bias
         return found
 
-    def uses_gemv(self, profile):
-        return self.out_shape[0] <= GEMV_MAX_BATCH[profile.kind]
+    def reference(self, x):
+        out = x.reshape(x.shape[0], -1).astype(np.float64) @ self.weight.T.astype(np.float64)
+        if self.bias is not None:
+            out = out + self.bias
+        return apply_activation(out, self.activation).reshape(self.out_shape)
 
+    # slicing -----------------------------------------------------------------------
     def input_box(self, out_box, index):
         return out_box.with_range("c", 0, self.in_shapes[0][1])
 
-    def params(self, profile):
-        if not self.uses_gemv(profile):
-            return super().params(profile)
-        bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
-        return {"w": self.weight.reshape(self.weight.shape[:2]), "bias": bias}
+    def granule(self, dim):
+        return 4 if dim == "c" else 1
 
-    def launches(self, profile, box):
-        if not self.uses_gemv(profile):
-            return super().launches(profile, box)
+    def uses_gemv(self, target):
+        return self.out_shape[0] <= GEMV_MAX_BATCH[target.kind]
+
+    def params(self, target):
+        if self.uses_gemv(target):
+            return {"w": self.weight, "bias": self.bias if self.bias is not None else np.zeros(1, np.float32)}
+        return gemm_params(target, self.weight, self.bias, ktab(self.weight.shape[1], 1, 1, 1, 1))
+
+    def launches(self, target, box):
+        if not self.uses_gemv(target):
+            return [gemm_launch(target, box, self.in_shapes[0], self.out_shape, self.weight.shape[1], _ONE_BY_ONE,
+                                self.bias is not None, None, self.activation)]
         bc = box.c1 - box.c0
-        args = [OUT, In(0), Param("w"), Param("bias"),
-                *i32(self.weight.shape[1], box.n0, box.n1 - box.n0, box.c0, bc),
-                *activation_args(self.activation), np.int32(self.bias is not None)]
-        if profile.kind == "gpu":
-            return [Launch("gemv", "clnn_gemv_gpu", (bc * GEMV_LOCAL,), (GEMV_LOCAL,), args,
+        args = {"out": OUT, "x": In(0), "w": Param("w"), "bias": Param("bias"), "K": self.weight.shape[1],
+                "n0": box.n0, "bn": box.n1 - box.n0, "c0": box.c0, "bc": bc, **activation_args(self.activation),
+                "has_bias": self.bias is not None}
+        if target.kind == "gpu":
+            return [Launch("clnn_gemv_gpu", (bc * GEMV_LOCAL,), (GEMV_LOCAL,), args,
                            (f"-DLS={GEMV_LOCAL}", f"-DNB={GEMV_MAX_BATCH['gpu']}"))]
-        size, local = flat_launch(profile, bc)
-        return [Launch("gemv", "clnn_gemv_cpu", size, local, args)]
+        size, local = flat_launch(target, bc)
+        return [Launch("clnn_gemv_cpu", size, local, args)]
+
+    # ONNX ----------------------------------------------------------------------------
+    def to_onnx(self, writer):
+        weights = [writer.const(self, k, v) for k, v in self.weights().items()]
+        y = writer.node(self, "Gemm", [writer.with_rank(self, self.inputs[0], 2), *weights], transB=1)
+        writer.activation(self, y, self.activation)
+
+
+def _from_gemm(node):
+    x = node.tensor(0)
+    onnx_need_rank(node, x, 2)
+    if node.attr("transA", 0):
+        node.fail("transA=1 is not supported")
+    b = node.constant(1, "B")
+    if b.ndim != 2:
+        node.fail(f"B must be 2-D, got shape {list(b.shape)}")
+    weight = node.attr("alpha", 1.0) * (b if node.attr("transB", 0) else b.T)
+    beta = node.attr("beta", 1.0)
+    bias = beta * _bias_vector(node, node.constant(2, "C"), weight.shape[0]) if node.has(2) else None
+    return Dense(node.out, x, weight, bias)
+
+
+def _bias_vector(node, c, m):
+    """Gemm's C as one value per output: (M,), (1, M) or a scalar."""
+    if c.size == 1:
+        return np.full(m, float(c.reshape(-1)[0]))
+    if c.shape in ((m,), (1, m)):
+        return c.reshape(-1)
+    node.fail(f"C of shape {list(c.shape)} is not supported; it must be ({m},), (1, {m}) or a scalar")
+
+
+def _from_matmul(node):
+    x = node.tensor(0)
+    onnx_need_rank(node, x, 2)
+    b = node.constant(1, "the right operand")
+    if b.ndim != 2:
+        node.fail(f"the right operand must be a 2-D matrix, got shape {list(b.shape)}")
+    return Dense(node.out, x, b.T)
+
+
+OP = OpEntry(layers=(Dense,), onnx={"Gemm": _from_gemm, "MatMul": _from_matmul}, sources=("gemv",))

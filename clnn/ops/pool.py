@@ -4,25 +4,26 @@ import numpy as np
 
 from ..box import Box
 from ..errors import ModelError
-from .base import OUT, Attrs, In, Launch, Layer, grid_launch, i32
-from .conv import _pair, pads4
+from .base import OUT, Attrs, In, Launch, Layer, box_args, grid_launch, onnx_need_rank, onnx_window, pads4, pair
+from .registry import OpEntry
 
 
 class Pool(Layer):
     def __init__(self, name, inputs, kind, kernel=None, stride=None, pads=0, dilation=1,
                  ceil_mode=False, count_include_pad=False):
         """``kind``: "max" or "avg"; ``kernel=None`` pools globally."""
-        super().__init__(name, (inputs,) if isinstance(inputs, str) else inputs)
+        super().__init__(name, inputs)
         if kind not in ("max", "avg"):
             raise ModelError(f"node {name!r}: pool kind must be max or avg, got {kind!r}")
         self.kind = kind
         self.is_global = kernel is None
         self.op = ("Global" if self.is_global else "") + ("MaxPool" if kind == "max" else "AveragePool")
         self.count_include_pad = bool(count_include_pad)
+        self.attrs = None
         if not self.is_global:
-            kernel = _pair(kernel, "kernel_shape", name)
-            self.attrs = Attrs(kernel=kernel, stride=_pair(stride if stride is not None else 1, "strides", name),
-                               dilation=_pair(dilation, "dilations", name), pads=pads4(pads, name),
+            kernel = pair(kernel, "kernel_shape", name)
+            self.attrs = Attrs(kernel=kernel, stride=pair(stride if stride is not None else 1, "strides", name),
+                               dilation=pair(dilation, "dilations", name), pads=pads4(pads, name),
                                ceil_mode=bool(ceil_mode))
             if min(kernel + self.attrs.stride + self.attrs.dilation) < 1:
                 raise ModelError(f"{self.op} node {name!r}: kernel, strides and dilations must be >= 1")
@@ -36,22 +37,27 @@ class Pool(Layer):
         (kh, kw), (sh, _) = self.attrs.kernel, self.attrs.stride
         return f"{self.op} {kh}x{kw}/{sh}"
 
-    def infer(self, in_shapes):
-        n, c, h, w = in_shapes[0]
-        if self.is_global:
-            self.attrs = Attrs(kernel=(h, w))
-        oh, ow = self.attrs.out_size(h, w)
-        return (n, c, oh, ow)
+    def window(self):
+        """The pooling window over the bound input (a global pool's covers it)."""
+        return Attrs(kernel=tuple(self.in_shapes[0][2:])) if self.is_global else self.attrs
+
+    def infer(self, in_dims):
+        if len(in_dims[0]) != 4:
+            raise ModelError(f"{self.op} node {self.name!r}: input must be 4-D (NCHW), got shape {list(in_dims[0])}")
+        n, c, h, w = in_dims[0]
+        window = Attrs(kernel=(h, w)) if self.is_global else self.attrs
+        return (n, c, *window.out_size(h, w))
 
     def flops(self):
-        kh, kw = self.attrs.kernel
+        kh, kw = self.window().kernel
         return int(np.prod(self.out_shape)) * kh * kw
 
     def reference(self, x):
         n, c, h, w = x.shape
         _, _, oh, ow = self.out_shape
-        (kh, kw), (sh, sw), (dh, dw) = self.attrs.kernel, self.attrs.stride, self.attrs.dilation
-        pt, pl, pb, pr = self.attrs.pads
+        a = self.window()
+        (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.stride, a.dilation
+        pt, pl, pb, pr = a.pads
         out = np.empty((n, c, oh, ow))
         x = x.astype(np.float64)
         for i in range(oh):
@@ -69,16 +75,64 @@ class Pool(Layer):
         return out
 
     def input_box(self, out_box, index):
-        lo, hi = self.attrs.input_rows(out_box.h0, out_box.h1, self.in_shapes[0][2])
+        lo, hi = self.window().input_rows(out_box.h0, out_box.h1, self.in_shapes[0][2])
         return Box(out_box.n0, out_box.n1, out_box.c0, out_box.c1, lo, hi)
 
-    def launches(self, profile, box):
+    def launches(self, target, box):
         _, _, h, w = self.in_shapes[0]
         _, _, oh, ow = self.out_shape
-        (kh, kw), (sh, sw), (dh, dw) = self.attrs.kernel, self.attrs.stride, self.attrs.dilation
-        pt, pl, pb, pr = self.attrs.pads
-        bc, bh, bn = box.c1 - box.c0, box.h1 - box.h0, box.n1 - box.n0
-        args = [OUT, In(0), *i32(self.kind == "max", self.count_include_pad, h, w, oh, ow, kh, kw, sh, sw,
-                                 dh, dw, pt, pl, pb, pr, box.n0, box.c0, box.h0, bc, bh, bn)]
-        size, local = grid_launch(profile, (ow, bc * bh, bn))
-        return [Launch("pool", "clnn_pool_box", size, local, args)]
+        a = self.window()
+        (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.stride, a.dilation
+        pt, pl, pb, pr = a.pads
+        args = {"out": OUT, "in": In(0), "is_max": self.kind == "max", "count_pad": self.count_include_pad,
+                "H": h, "W": w, "OH": oh, "OW": ow, "KH": kh, "KW": kw, "sh": sh, "sw": sw, "dh": dh, "dw": dw,
+                "pad_top": pt, "pad_left": pl, "pad_bottom": pb, "pad_right": pr, **box_args(box),
+                "bn": box.n1 - box.n0}
+        size, local = grid_launch(target, (ow, (box.c1 - box.c0) * (box.h1 - box.h0), box.n1 - box.n0))
+        return [Launch("clnn_pool_box", size, local, args)]
+
+    def to_onnx(self, writer):
+        x = self.inputs[0]
+        if self.is_global:
+            writer.node(self, self.op, [x])
+            return
+        a = self.attrs
+        attrs = {"kernel_shape": list(a.kernel), "strides": list(a.stride), "pads": list(a.pads),
+                 "ceil_mode": int(a.ceil_mode)}
+        if a.dilation != (1, 1):
+            if self.kind == "avg" and writer.opset < 19:
+                raise ModelError(f"AveragePool {self.name!r}: dilations need opset 19 or later, not {writer.opset}")
+            attrs["dilations"] = list(a.dilation)
+        if self.kind == "avg":
+            attrs["count_include_pad"] = int(self.count_include_pad)
+        writer.node(self, self.op, [x], **attrs)
+
+
+def _pool(kind):
+    def convert(node):
+        x = node.tensor(0)
+        onnx_need_rank(node, x, 4)
+        kernel = node.ints("kernel_shape", 2)
+        window = onnx_window(node, kernel, node.shape(x)[2:])
+        extra = {}
+        if kind == "max" and node.attr("storage_order", 0):
+            node.fail("storage_order 1 is not supported")
+        if kind == "avg":
+            if window["dilation"] != (1, 1):
+                node.fail(f"dilations {list(window['dilation'])} are not supported for average pooling")
+            extra["count_include_pad"] = bool(node.attr("count_include_pad", 0))
+        return Pool(node.out, x, kind, kernel, ceil_mode=bool(node.attr("ceil_mode", 0)), **window, **extra)
+    return convert
+
+
+def _global_pool(kind):
+    def convert(node):
+        x = node.tensor(0)
+        onnx_need_rank(node, x, 4)
+        return Pool(node.out, x, kind)
+    return convert
+
+
+OP = OpEntry(layers=(Pool,), sources=("pool",), onnx={
+    "MaxPool": _pool("max"), "AveragePool": _pool("avg"),
+    "GlobalMaxPool": _global_pool("max"), "GlobalAveragePool": _global_pool("avg")})

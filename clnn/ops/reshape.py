@@ -2,52 +2,46 @@
 
 import numpy as np
 
+from ..box import MAX_RANK
 from ..errors import ModelError
 from .base import Layer
+from .registry import OpEntry
 
 
 class Reshape(Layer):
-    """Keeps the batch and regroups the rest: (N, C, H, W) -> (N, C*H*W) for
-    Flatten, or any (N, ...) of rank 2 to 4 holding the same elements."""
+    """Regroups the elements of its input: (N, C, H, W) -> (N, C*H*W) for
+    Flatten, or any shape of rank 1 to 6 holding the same elements."""
     op = "Reshape"
     is_view = True
+    split_dims = ()
 
-    def __init__(self, name, inputs, shape=None):
-        """``shape``: the output shape (0 keeps a dimension, -1 infers one);
-        None flattens everything after the batch."""
-        super().__init__(name, (inputs,) if isinstance(inputs, str) else inputs)
+    def __init__(self, name, inputs, shape=None, allowzero=False):
+        """``shape``: the output shape (0 keeps a dimension unless
+        ``allowzero``, -1 infers one); None flattens everything after the
+        batch."""
+        super().__init__(name, inputs)
         self.target = None if shape is None else [int(s) for s in shape]
+        self.allowzero = bool(allowzero)
         if self.target is None:
             self.op = "Flatten"
 
-    def describe(self):
-        return self.op
-
-    def _resolve(self, in_shape4, in_rank):
+    def infer(self, in_dims):
+        dims = in_dims[0]
+        total = int(np.prod(dims))
         if self.target is None:
-            return (in_shape4[0], int(np.prod(in_shape4[1:])))
-        outside = in_shape4[:in_rank]
-        shape = [outside[i] if s == 0 else s for i, s in enumerate(self.target)]
-        total = int(np.prod(in_shape4))
+            return (dims[0], total // dims[0]) if dims else (1, 1)
+        shape = [dims[i] if s == 0 and not self.allowzero and i < len(dims) else s
+                 for i, s in enumerate(self.target)]
         if shape.count(-1) == 1:
             known = int(np.prod([s for s in shape if s != -1]))
             if known <= 0 or total % known:
-                raise ModelError(f"Reshape node {self.name!r}: cannot reshape {outside} to {self.target}")
+                raise ModelError(f"Reshape node {self.name!r}: cannot reshape {list(dims)} to {self.target}")
             shape[shape.index(-1)] = total // known
-        if shape.count(-1) > 1 or int(np.prod(shape)) != total or min(shape) < 1:
-            raise ModelError(f"Reshape node {self.name!r}: cannot reshape {outside} to {self.target}")
-        if not 2 <= len(shape) <= 4 or shape[0] != in_shape4[0]:
-            raise ModelError(f"Reshape node {self.name!r}: only reshapes that keep the batch "
-                             f"({in_shape4[0]}) and give rank 2 to 4 are supported, not {outside} -> {shape}")
+        if shape.count(-1) > 1 or int(np.prod(shape)) != total or min(shape, default=1) < 1:
+            raise ModelError(f"Reshape node {self.name!r}: cannot reshape {list(dims)} to {self.target}")
+        if len(shape) > MAX_RANK:
+            raise ModelError(f"Reshape node {self.name!r}: rank {len(shape)} is above the largest, {MAX_RANK}")
         return tuple(shape)
-
-    def infer(self, in_shapes):
-        shape = self._resolve(in_shapes[0], self.in_ranks[0])
-        self._out_rank = len(shape)
-        return tuple(shape) + (1,) * (4 - len(shape))
-
-    def out_rank(self, in_ranks):
-        return self._out_rank
 
     def flops(self):
         return 0
@@ -57,3 +51,30 @@ class Reshape(Layer):
 
     def reference(self, x):
         return x.reshape(self.out_shape)
+
+    def to_onnx(self, writer):
+        x = self.inputs[0]
+        if self.target is None:
+            writer.node(self, "Flatten", [x], axis=1)
+            return
+        writer.node(self, "Reshape", [x, writer.const(self, "shape", self.out_dims, np.int64)])
+
+
+def _flatten(node):
+    x = node.tensor(0)
+    axis = node.attr("axis", 1)
+    if node.axis(axis, len(node.shape(x))) != 1:
+        node.fail(f"axis {axis} is not supported; only axis 1 (keep the batch) is")
+    return Reshape(node.out, x)
+
+
+def _reshape(node):
+    x = node.tensor(0)
+    shape = [int(s) for s in node.constant(1, "the shape").reshape(-1)]
+    allowzero = bool(node.attr("allowzero", 0))
+    if allowzero and 0 in shape:
+        node.fail("allowzero=1 with a 0 in the shape makes an empty tensor, which clnn does not run")
+    return Reshape(node.out, x, shape, allowzero)
+
+
+OP = OpEntry(layers=(Reshape,), onnx={"Flatten": _flatten, "Reshape": _reshape})

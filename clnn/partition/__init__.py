@@ -10,10 +10,9 @@ what was predicted, what was measured and why a fallback happened.
 
 from dataclasses import dataclass, field
 
-from ..bench import interleaved_medians, random_feeds
 from ..executor import Executor
 from ..plan import Plan
-from ..trace import layer_times
+from ..timing import interleaved_medians, layer_times, random_feeds
 from .calibrate import calibrate
 from .planner import Planner, efficiency
 
@@ -69,11 +68,11 @@ def _runs_for(predicted):
     return 15 if predicted < 0.01 else 7 if predicted < 0.1 else 3
 
 
-def auto_plan(model, devices, layout=None, memory=None, cache=None, progress=None):
+def auto_plan(model, devices, grouping=None, memory=None, cache=None, progress=None):
     """(Plan, PartitionReport or None): the calibrated choice for ``model``."""
     if len(devices) == 1:
         return Plan.single(model, devices[0]), None
-    calibration = calibrate(model, devices, layout, memory, cache, progress)
+    calibration = calibrate(model, devices, grouping, memory, cache, progress)
     planner = Planner(model, devices, calibration)
     predicted_single = {d.id: planner.single(d.id) for d in devices}
     best_predicted = min(predicted_single.values())
@@ -84,7 +83,7 @@ def auto_plan(model, devices, layout=None, memory=None, cache=None, progress=Non
     timed = [d for d in devices if predicted_single[d.id] <= TIME_SINGLES_WITHIN * best_predicted]
     singles = [(d.id, Plan.single(model, d), predicted_single[d.id], {}) for d in timed]
     everything = singles + planned
-    executors = [Executor(model, plan, devices, layout=layout, memory=memory) for _, plan, _, _ in everything]
+    executors = [Executor(model, plan, devices, grouping, memory) for _, plan, _, _ in everything]
     feeds = random_feeds(model)
     times, _ = interleaved_medians([lambda e=e: e.run(feeds) for e in executors], _runs_for(best_predicted))
     best_single = min(range(len(timed)), key=lambda i: times[i])

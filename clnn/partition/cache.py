@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .. import __version__
+from ..version import __version__
 
 FORMAT = "clnn-calibration/1"
 

@@ -20,7 +20,7 @@ def _kernel_layers(model):
     return [layer for layer in model.layers if not layer.is_view]
 
 
-def calibrate(model, devices, layout=None, memory=None, cache=None, progress=None):
+def calibrate(model, devices, grouping=None, memory=None, cache=None, progress=None):
     """A Calibration covering every layer of ``model`` on every device and
     every ordered pair of devices; ``progress(done, total, what)`` is called
     as measurements finish."""
@@ -36,7 +36,7 @@ def calibrate(model, devices, layout=None, memory=None, cache=None, progress=Non
     pairs = [(a, b) for a in devices for b in devices if a.id != b.id]
     link_records = {}
     for a, b in pairs:
-        key = _link_key(a, b, layout, memory)
+        key = _link_key(a, b, grouping, memory)
         link_records[(a.id, b.id)] = cache.load(key)
         if "latency" not in link_records[(a.id, b.id)]:
             todo.append(("link", a, b))
@@ -50,7 +50,7 @@ def calibrate(model, devices, layout=None, memory=None, cache=None, progress=Non
                 costs[device.id].add(item, slice_times(item, device))
                 measured += 1
             else:
-                link_records[(device.id, item.id)] = _measure_link(device, item, layout, memory)
+                link_records[(device.id, item.id)] = _measure_link(device, item, grouping, memory)
             done += 1
             if progress:
                 progress(done, total, f"{what} {device.id}" + (f" {item.name}" if what == "layer" else ""))
@@ -61,7 +61,7 @@ def calibrate(model, devices, layout=None, memory=None, cache=None, progress=Non
         cache.save(device_key(d), records[d.id])
     by_id = {d.id: d for d in devices}
     for (a, b), record in link_records.items():
-        cache.save(_link_key(by_id[a], by_id[b], layout, memory), record)
+        cache.save(_link_key(by_id[a], by_id[b], grouping, memory), record)
     links = {pair: Link(r["latency"], r["per_byte"]) for pair, r in link_records.items()}
     for d in devices:  # the host side: inputs in and outputs out of a discrete device's memory
         half = min((links[(d.id, o.id)] for o in devices if o.id != d.id), key=lambda l: l.per_byte,
@@ -86,12 +86,12 @@ def _unpredictable(model, costs):
     return list(found.values())
 
 
-def _link_key(a, b, layout, memory):
-    return f"link|{device_key(a)}|{device_key(b)}|{layout or 'default'}|{memory or 'auto'}"
+def _link_key(a, b, grouping, memory):
+    return f"link|{device_key(a)}|{device_key(b)}|{grouping or 'default'}|{memory or 'auto'}"
 
 
-def _measure_link(source, target, layout, memory):
-    small = handoff(source, target, SMALL, layout, memory)
-    large = handoff(source, target, LARGE, layout, memory)
+def _measure_link(source, target, grouping, memory):
+    small = handoff(source, target, SMALL, grouping, memory)
+    large = handoff(source, target, LARGE, grouping, memory)
     per_byte = max(large - small, 0.0) / ((LARGE - SMALL) * 4)
     return {"latency": max(small - SMALL * 4 * per_byte, 0.0), "per_byte": per_byte}

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..box import Box
-from ..ops import Profile
+from ..ops.base import Target
 
 MIN_POINTS = 4
 MAX_MEDIAN_ERROR = 0.25
@@ -28,7 +28,7 @@ def signature(layer):
 
 def family(layer, device):
     """The kernel that computes ``layer`` on ``device``: one latency model each."""
-    return layer.launches(Profile.of(device), Box.whole(layer.out_shape))[0].kernel
+    return layer.launches(Target.of(device), Box.whole(layer.out_shape))[0].kernel
 
 
 def features(flops, nbytes):

@@ -5,13 +5,11 @@ events; every figure is a median of several runs after a warm-up."""
 
 import numpy as np
 
-from ..bench import interleaved_medians, random_feeds, timeline_samples
 from ..executor import Executor
-from ..graph import Model
-from ..microbench import alone
-from ..ops import Activation
+from ..graph import Graph, single_layer
+from ..ops.eltwise import Activation
 from ..plan import Placement, Plan
-from ..trace import kernel_span
+from ..timing import box_times, interleaved_medians, kernel_span, random_feeds, timeline_samples
 
 RUNS = 5
 # the shares measured on each layer: each split run times a share and its complement
@@ -26,7 +24,7 @@ def split_dim(layer):
 def slice_times(layer, device, runs=RUNS):
     """{share: seconds} of ``layer``'s kernels on ``device`` for its whole
     output and for slices of its preferred split dimension."""
-    model = alone(layer)
+    model = single_layer(layer)
     feeds = random_feeds(model)
     single = Executor(model, Plan.single(model, device), [device])
     whole = np.median(timeline_samples(single, feeds, runs, kernel_span))
@@ -42,7 +40,7 @@ def slice_times(layer, device, runs=RUNS):
             continue
         plan = Plan(model, {name: placement}, [device.id])
         executor = Executor(model, plan, [device])
-        parts = np.median(timeline_samples(executor, feeds, runs, _per_box), axis=0)
+        parts = np.median(timeline_samples(executor, feeds, runs, box_times), axis=0)
         extent = layer.out_shape["nch".index(dim)]
         for (_, box), seconds in zip(boxes, parts):
             lo, hi = box.range(dim)
@@ -50,21 +48,12 @@ def slice_times(layer, device, runs=RUNS):
     return found
 
 
-def _per_box(timeline):
-    """Kernel seconds per slice, in the order the slices were compiled."""
-    totals = {}
-    for r in timeline:
-        if r["kind"] == "kernel":
-            totals[r["box"]] = totals.get(r["box"], 0.0) + (r["end"] - r["start"]) * 1e-9
-    return list(totals.values())
-
-
 def _chain(length, shape):
     layers, x = [], "x"
     for i in range(length):
         layers.append(Activation(f"a{i}", x, "relu"))
         x = layers[-1].name
-    return Model({"x": shape}, layers, [x], fuse=False)
+    return Graph({"x": shape}, layers, [x], fuse=False)
 
 
 def launch_cost(device, runs=20, extra=64):
@@ -83,14 +72,14 @@ def launch_cost(device, runs=20, extra=64):
     return per_launch, max(one - per_launch, 0.0)
 
 
-def handoff(source, target, elements, layout=None, memory=None, runs=RUNS):
+def handoff(source, target, elements, grouping=None, memory=None, runs=RUNS):
     """Seconds between the end of a kernel on ``source`` and the start of a
     kernel on ``target`` that reads its ``elements`` float32 outputs: the
     bridge, the copies and the waits of handing data over."""
-    model = _chain(2, (1, elements, 1, 1))
+    model = _chain(2, (1, elements))
     plan = Plan(model, {"a0": Placement.whole(source.id), "a1": Placement.whole(target.id)},
                 [source.id, target.id])
-    executor = Executor(model, plan, [source, target], layout=layout, memory=memory)
+    executor = Executor(model, plan, [source, target], grouping, memory)
 
     def gap(timeline):
         kernels = {r["label"]: r for r in timeline if r["kind"] == "kernel"}

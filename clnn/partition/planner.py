@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass
 
 from ..box import Box
-from ..executor import plan_storage
 from ..plan import Placement, Plan
+from ..storage import plan_storage, to_receive
 
 SHARE_GRID = [round(0.05 * i, 2) for i in range(1, 20)]
 SPLITS_KEPT = 3          # best shares kept per split dimension (by compute alone)
@@ -160,12 +160,13 @@ class Planner:
                     continue
                 view = self.views[tensor]
                 wanted = view.storage_box(needed, shapes[view.storage])
-                for source, storage, written in self._producers(tensor, placed):
-                    if source == device_id or storage != view.storage:
-                        continue
-                    overlap = wanted.intersect(written)
-                    if overlap is not None:
-                        incoming[source] = incoming.get(source, 0) + overlap.count(shapes[storage][3]) * 4
+                writes = [(source, written) for source, storage, written in self._producers(tensor, placed)
+                          if storage == view.storage]
+                held_here = [written for source, written in writes if source == device_id]
+                elsewhere = [(written, source) for source, written in writes if source != device_id]
+                for source, piece in to_receive(wanted, held_here, elsewhere):
+                    if source is not None:
+                        incoming[source] = incoming.get(source, 0) + piece.count(shapes[view.storage][3]) * 4
             found[device_id] = sum(self._link(s, device_id).cost(n) for s, n in incoming.items())
         return found
 

@@ -5,14 +5,18 @@ wait on another context's command, the bridge makes a user event in the
 waiting context and completes it once the source event is done. That lets a
 whole run be enqueued up front on every device, without the host blocking
 between layers. One worker thread per source queue waits on its events in
-order, which is the order an in-order queue completes them in.
+order, which is the order an in-order queue completes them in. Workers stop
+when the bridge closes (at exit for the process's bridge).
 """
 
+import atexit
 import logging
 import queue as queue_module
 import threading
 
 log = logging.getLogger("clnn")
+
+_STOP = object()
 
 
 class _Worker:
@@ -21,14 +25,20 @@ class _Worker:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def put(self, event, settle):
-        self._pending.put((event, settle))
+    def put(self, wait, settle):
+        self._pending.put((wait, settle))
+
+    def stop(self, timeout):
+        self._pending.put((_STOP, None))
+        self._thread.join(timeout)
 
     def _loop(self):
         while True:
-            event, settle = self._pending.get()
+            wait, settle = self._pending.get()
+            if wait is _STOP:
+                return
             try:
-                event.wait()
+                wait()
                 ok = True
             except Exception as exc:  # the dependents must fail, not hang
                 log.warning("bridged event failed: %s", exc)
@@ -41,18 +51,26 @@ class Bridge:
         self._workers = {}
         self._lock = threading.Lock()
 
-    def forward(self, event, source_queue, target_context):
+    def forward(self, event, source_context, source_device, target_context):
         """An event of ``target_context`` that completes when ``event`` (a
-        command of ``source_queue``) does."""
+        command on ``source_device``'s queue of ``source_context``) does."""
         user_event, settle = target_context.user_event()
-        key = id(source_queue)
+        key = id(source_context.queue(source_device))
         with self._lock:
             worker = self._workers.get(key)
             if worker is None:
                 worker = self._workers[key] = _Worker(f"clnn-bridge-{len(self._workers)}")
-        source_queue.flush()
-        worker.put(event, settle)
+        source_context.flush(source_device)
+        worker.put(lambda: source_context.wait(event), settle)
         return user_event
+
+    def close(self, timeout=5.0):
+        """Stop the workers once the events already handed to them settled."""
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.stop(timeout)
 
 
 BRIDGE = Bridge()
+atexit.register(BRIDGE.close)

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 class Device:
     """One device that clnn can run layers on.
 
-    The first seven fields are the public contract (see API.md). The rest
-    serve the runtime: ``identity`` names the physical device so that one seen
-    through two drivers is used once, ``handle`` is the backend's own object.
+    The first seven fields are the public contract (README, "Devices"). The
+    next describe what layers and the planner need of any backend's device;
+    the rest serve the runtime: ``identity`` names the physical device so
+    that one seen through two drivers is used once, ``handle`` is the
+    backend's own object, which nothing outside that backend reads.
     """
 
     id: str
@@ -20,6 +22,9 @@ class Device:
     unified_memory: bool
     compute_units: int
     driver_version: str = ""
+    local_mem_size: int = 32768        # bytes of local (shared) memory per work-group
+    max_work_group_size: int = 256
+    simulator: bool = False            # simulates a device (Oclgrind): used only when named
     identity: str = field(default="", repr=False)
     handle: object = field(default=None, repr=False, compare=False)
     # platform version as a tuple, used to prefer the newer driver of a pair

@@ -2,16 +2,15 @@
 
 import logging
 import re
-import threading
 import time
 
 import numpy as np
 import pyopencl as cl
 
 from ..errors import DeviceError
+from ..sources import load_source
 from .backend import Backend, Context
 from .device import Device
-from .sources import load_source
 
 log = logging.getLogger("clnn")
 
@@ -69,16 +68,6 @@ def _unified(device, kind):
 class OpenCLBackend(Backend):
     name = "opencl"
 
-    def __init__(self):
-        self._devices = None
-        self._lock = threading.Lock()
-
-    def devices(self):
-        with self._lock:
-            if self._devices is None:
-                self._devices = self._discover()
-            return list(self._devices)
-
     def _discover(self):
         try:
             platforms = cl.get_platforms()
@@ -101,7 +90,10 @@ class OpenCLBackend(Backend):
                     id=f"opencl:{slug}:{index}", name=d.name.strip(), kind=kind,
                     platform=platform.name.strip(), backend=self.name,
                     unified_memory=_unified(d, kind), compute_units=d.max_compute_units,
-                    driver_version=d.driver_version, identity=_identity(d, kind, _slug(platform.name)),
+                    driver_version=d.driver_version, local_mem_size=int(d.local_mem_size),
+                    max_work_group_size=int(d.max_work_group_size),
+                    simulator=_slug(platform.name) in SIMULATOR_PLATFORMS,
+                    identity=_identity(d, kind, _slug(platform.name)),
                     handle=d, platform_version=_numbers(platform.version)))
         return found
 
@@ -113,29 +105,29 @@ class OpenCLContext(Context):
     backend = "opencl"
 
     def __init__(self, devices, memory="auto"):
-        self.devices = tuple(devices)
+        unified = all(d.unified_memory for d in devices) if memory == "auto" else memory == "unified"
+        super().__init__(devices, unified)
         try:
             self.cl = cl.Context([d.handle for d in self.devices])
             self._queues = {d.id: cl.CommandQueue(self.cl, d.handle, properties=_PROFILING)
                             for d in self.devices}
         except cl.Error as exc:
             raise DeviceError(f"cannot open an OpenCL context on {_names(self.devices)}: {exc}") from exc
-        if memory == "auto":
-            self.unified = all(d.unified_memory for d in self.devices)
-        else:
-            self.unified = memory == "unified"
-        self._programs = {}
-        self._kernels = {}
         self._clock_offsets = {}
-        self._build_lock = threading.Lock()
         log.debug("context %s: %s memory", _names(self.devices), "unified (in place)" if self.unified
                   else "discrete (resident buffers, region copies)")
 
-    def __repr__(self):
-        return f"OpenCLContext({_names(self.devices)})"
-
     def queue(self, device):
         return self._queues[device.id]
+
+    def flush(self, device):
+        self._queues[device.id].flush()
+
+    def finish(self, device):
+        self._queues[device.id].finish()
+
+    def wait(self, event):
+        event.wait()
 
     def alloc(self, nbytes, home=None):
         try:
@@ -162,33 +154,21 @@ class OpenCLContext(Context):
         cl.enqueue_copy(self._queues[self.devices[0].id], buffer,
                         np.ascontiguousarray(array), is_blocking=True)
 
-    def kernel(self, source, name, options=()):
-        key = (source, tuple(options), name)
-        kernel = self._kernels.get(key)
-        if kernel is None:
-            with self._build_lock:
-                kernel = self._kernels.get(key)
-                if kernel is None:
-                    kernel = cl.Kernel(self._program(source, tuple(options)), name)
-                    self._kernels[key] = kernel
-        return kernel
+    def _build(self, source, options):
+        try:
+            return cl.Program(self.cl, load_source(source)).build(options=list(options))
+        except cl.Error as exc:
+            raise DeviceError(f"building kernels/{source}.cl with options {list(options)} failed on "
+                              f"{_names(self.devices)}:\n{exc}") from exc
 
-    def _program(self, source, options):
-        key = (source, options)
-        program = self._programs.get(key)
-        if program is None:
-            started = time.perf_counter()
-            try:
-                program = cl.Program(self.cl, load_source(source)).build(options=list(options))
-            except cl.Error as exc:
-                raise DeviceError(f"building kernels/{source}.cl with options {list(options)} failed on "
-                                  f"{_names(self.devices)}:\n{exc}") from exc
-            log.debug("built %s %s in %.2f s", source, " ".join(options), time.perf_counter() - started)
-            self._programs[key] = program
-        return program
+    def _function(self, program, source, name):
+        try:
+            return cl.Kernel(program, name)
+        except cl.Error as exc:
+            raise DeviceError(f"kernels/{source}.cl has no kernel {name}: {exc}") from exc
 
     def bind(self, source, name, options, args):
-        bound = cl.Kernel(self.kernel(source, name, options).program, name)
+        bound = cl.Kernel(self.program(source, options), name)
         try:
             bound.set_args(*args)
         except cl.Error as exc:

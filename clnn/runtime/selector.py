@@ -5,7 +5,7 @@ Selectors follow pyopencl's PYOPENCL_TEST syntax,
 by ``;``, matched case-insensitively on names, never on positions. A backend
 name (``opencl``, ``cuda``) or a full device id also selects. ``all``,
 ``cpu``, ``gpu`` and ``accelerator`` select by kind. Within one selector, a
-physical device reached through two drivers is kept once (the built-in
+physical device reached through two drivers is kept once (the lowest-ranked
 backend and the newest platform win); simulators only come when named.
 """
 
@@ -13,7 +13,6 @@ import os
 
 from ..errors import DeviceError
 from .backend import backends
-from .opencl import SIMULATOR_PLATFORMS
 
 KIND_SELECTORS = {"all": None, "cpu": "cpu", "gpu": "gpu", "accelerator": "accelerator"}
 
@@ -26,12 +25,9 @@ def all_devices():
     return found
 
 
-def _is_simulator(device):
-    return any(s in device.platform.lower() for s in SIMULATOR_PLATFORMS)
-
-
 def _preference(device):
-    return (device.backend != "opencl", tuple(-x for x in device.platform_version), device.id)
+    ranks = {name: b.rank for name, b in backends().items()}
+    return (ranks.get(device.backend, 0), tuple(-x for x in device.platform_version), device.id)
 
 
 def _deduplicate(devices):
@@ -51,7 +47,7 @@ def _match(item, found):
             return [d]
     if item_l in KIND_SELECTORS:
         kind = KIND_SELECTORS[item_l]
-        return _deduplicate([d for d in found if not _is_simulator(d) and kind in (None, d.kind)])
+        return _deduplicate([d for d in found if not d.simulator and kind in (None, d.kind)])
     platform_part, _, device_part = item_l.partition(":")
     names = [s for s in device_part.split(",") if s]
     backend_names = {d.backend for d in found}
