@@ -21,6 +21,7 @@ from .box import MAX_RANK
 from .errors import ModelError
 from .model import Model
 from .onnx_common import DEFAULT_DOMAINS, OPSETS, require_onnx
+from .onnx_types import check_types
 from .ops import Activation, Layer, registry
 
 
@@ -31,7 +32,9 @@ def load(model, batch=1):
     onnx = require_onnx()
     if not isinstance(batch, (int, np.integer)) or batch < 1:
         raise ModelError(f"batch must be a positive integer, got {batch!r}")
-    return _Importer(onnx, _read(onnx, model), int(batch)).build()
+    proto = _read(onnx, model)
+    check_types(onnx, proto, _opset(proto))
+    return _Importer(onnx, proto, int(batch)).build()
 
 
 def _read(onnx, model):

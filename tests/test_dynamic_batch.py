@@ -67,7 +67,11 @@ def test_inputs_that_disagree_or_do_not_fit_are_refused(devices, rng):
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3, 5, 5]) for n in ("a", "b")]
     output = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 5, 5])
     graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"])], "add", inputs, [output])
-    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    # the oldest IR version that has opset 17, which every onnxruntime that runs opset 17 reads
+    # (onnx 1.23 writes IR 14 by default, which onnxruntime 1.30 refuses)
+    opsets = [helper.make_opsetid("", 17)]
+    data = helper.make_model(graph, opset_imports=opsets,
+                             ir_version=helper.find_min_ir_version_for(opsets)).SerializeToString()
     session = clnn.InferenceSession(data, devices=devices[:1], plan=[1.0])
     feeds = {"a": rand(rng, (2, 3, 5, 5)), "b": rand(rng, (2, 3, 5, 5))}
     assert rel_err(session.run(None, feeds)[0], _reference(data, feeds)[0]) < 1e-4

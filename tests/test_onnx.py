@@ -27,13 +27,14 @@ OPSETS = (11, 13, 17, 21)
 
 # building and running ONNX models ---------------------------------------------------
 
-def make_model(nodes, inputs, consts=None, outputs=("y",), opset=17, input_type=TensorProto.FLOAT):
+def make_model(nodes, inputs, consts=None, outputs=("y",), opset=17, input_type=TensorProto.FLOAT, output_types=None):
     """An ONNX model: ``inputs`` {name: shape}, ``consts`` {name: array}
-    as initializers, ``outputs`` of unspecified shape."""
+    as initializers, ``outputs`` of unspecified shape (float, unless
+    ``output_types`` {name: TensorProto type} says otherwise)."""
     graph = helper.make_graph(
         nodes, "test",
         [helper.make_tensor_value_info(n, input_type, s) for n, s in inputs.items()],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        [helper.make_tensor_value_info(n, (output_types or {}).get(n, TensorProto.FLOAT), None) for n in outputs],
         [numpy_helper.from_array(np.asarray(v), n) for n, v in (consts or {}).items()])
     opsets = [helper.make_opsetid("", opset)]
     return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
@@ -404,7 +405,9 @@ ERRORS = {
     "conv_bad_auto_pad": (conv_model(auto_pad="SAME"), ["'conv1' (Conv)", "auto_pad"]),
     "maxpool_storage_order": (one_node("MaxPool", kernel_shape=[2, 2], storage_order=1),
                               ["'n1' (MaxPool)", "storage_order"]),
-    "maxpool_indices_used": (one_node("MaxPool", outputs=("y", "i"), kernel_shape=[2, 2]),
+    "maxpool_indices_used": (make_model([helper.make_node("MaxPool", ["x"], ["y", "i"], name="n1", kernel_shape=[2, 2])],
+                                        {"x": (1, 3, 7, 7)}, outputs=("y", "i"),
+                                        output_types={"i": TensorProto.INT64}),
                              ["'n1' (MaxPool)", "output 1"]),
     "avgpool_3d_kernel": (one_node("AveragePool", kernel_shape=[2, 2, 2]), ["'n1' (AveragePool)", "kernel_shape"]),
     "flatten_axis2": (one_node("Flatten", axis=2), ["'n1' (Flatten)", "axis 2"]),
@@ -434,7 +437,9 @@ ERRORS = {
     "opset10": (conv_model(opset=10), ["opset 10"]),
     "opset22": (conv_model(opset=22), ["opset 22"]),
     "no_default_opset": (without_opsets(one_node("Relu")), ["no ai.onnx opset"]),
-    "int64_input": (conv_model(input_type=TensorProto.INT64), ["'x'", "INT64"]),
+    "int64_input": (conv_model(input_type=TensorProto.INT64), ["'x'", "tensor(int64)"]),
+    "int64_input_well_typed": (one_node("Cast", input_type=TensorProto.INT64, to=TensorProto.FLOAT),
+                               ["'x'", "INT64", "float32 inputs only"]),
     "symbolic_channels": (conv_model(shapes={"x": (1, "C", 7, 7)}), ["'x'", "dimension 1", "C"]),
     "rank7_input": (one_node("Relu", shapes={"x": (1, 2, 3, 4, 5, 1, 1)}), ["'x'", "rank 7"]),
     "unknown_rank_input": (one_node("Relu", shapes={"x": None}), ["'x'", "no shape"]),
@@ -595,3 +600,29 @@ def test_save(tmp_path, devices, rng):
     model.save(path)
     feeds = {"input": rand(rng, (1, 1, 28, 28))}
     assert_matches(run_clnn(str(path), feeds, devices), model.reference(feeds))
+
+
+# types ---------------------------------------------------------------------------------
+
+def _conv_with_weight_type(dtype, bias_dtype=np.float32):
+    weight = np.ones((4, 3, 3, 3), dtype)
+    return make_model([node("Conv", ["x", "w", "b"])], {"x": (1, 3, 5, 5)}, {"w": weight, "b": np.ones(4, bias_dtype)})
+
+
+@pytest.mark.parametrize("proto, shape, expected", [
+    (_conv_with_weight_type(np.float16), (1, 3, 5, 5), ["'Conv_y' (Conv)", "tensor(float16)", "tensor(float)"]),
+    (_conv_with_weight_type(np.float32, np.float64), (1, 3, 5, 5),
+     ["'Conv_y' (Conv)", "tensor(double)", "tensor(float)"]),
+    (make_model([node("Add", ["x", "c"])], {"x": (2, 3)}, {"c": np.ones(3, np.int64)}), (2, 3),
+     ["'Add_y' (Add)", "tensor(int64)", "tensor(float)"]),
+], ids=["conv-float16-weight", "conv-float64-bias", "add-int64-constant"])
+def test_type_inconsistent_models_are_refused(proto, shape, expected):
+    """Before: a float16 weight on a float32 convolution loaded and ran;
+    onnxruntime refuses such models, and so does clnn, naming the node and
+    both types."""
+    with pytest.raises(clnn.ModelError) as caught:
+        clnn.load(proto.SerializeToString())
+    for text in expected:
+        assert text in str(caught.value)
+    with pytest.raises(Exception, match="type"):  # onnxruntime agrees
+        run_ort(proto, {"x": np.ones(shape, np.float32)})

@@ -66,6 +66,58 @@ def test_the_cache_survives_corruption(pair, cache):
         assert json.loads(path.read_text())["format"] == "clnn-calibration/1"
 
 
+def _rewrite_records(files, change):
+    for path in files:
+        stored = json.loads(path.read_text())
+        stored["data"] = change(stored["data"])
+        path.write_text(json.dumps(stored))
+
+
+def _strings(value):
+    """Every leaf of a record replaced by a string."""
+    if isinstance(value, dict):
+        return {k: _strings(v) for k, v in value.items()}
+    return "oops"
+
+
+@pytest.mark.parametrize("change", [lambda data: [], _strings, lambda data: dict(data, layers=[1, 2])],
+                         ids=["data-is-a-list", "every-field-a-string", "layers-not-a-table"])
+def test_a_cache_of_the_right_format_with_malformed_contents_is_measured_again(pair, cache, change):
+    """Before: AttributeError from costmodel.py; now a warning naming the
+    file, and what was dropped is measured again."""
+    if pair[0] == pair[1]:
+        pytest.skip("calibration of a pair needs two devices")
+    model = clnn.models.fcnn()
+    auto_plan(model, list(pair), cache=cache)
+    files = sorted(cache.directory.glob("*.json"))
+    _rewrite_records(files, change)
+    with pytest.warns(UserWarning, match="calibration cache .*json") as caught:
+        plan, report = auto_plan(model, list(pair), cache=cache)
+    assert any(str(files[0]) in str(w.message) for w in caught)
+    assert report.layers_measured > 0
+    assert plan.used_devices()
+    assert auto_plan(model, list(pair), cache=cache)[1].layers_measured == 0  # the new records were written
+
+
+@pytest.mark.parametrize("where", ["a-regular-file", "below-a-regular-file"])
+def test_a_cache_directory_that_cannot_be_written_keeps_the_calibration_in_memory(pair, tmp_path, where,
+                                                                                   monkeypatch):
+    """Before: NotADirectoryError from cache.save after all the measuring;
+    now a warning, the session works, and this process reuses what it
+    measured."""
+    if pair[0] == pair[1]:
+        pytest.skip("calibration of a pair needs two devices")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    monkeypatch.setenv("CLNN_CACHE_DIR", str(blocker if where == "a-regular-file" else blocker / "below"))
+    model = clnn.models.fcnn(batch=3)
+    with pytest.warns(UserWarning, match="cannot write the calibration cache"):
+        session = clnn.InferenceSession(model, devices=list(pair), plan="auto")
+    x = np.ones((3, 784), np.float32)
+    assert rel_err(session.run(None, {"input": x})[0], model.reference({"input": x})[0]) < 1e-4
+    assert auto_plan(model, list(pair))[1].layers_measured == 0  # kept in memory
+
+
 def test_interpolation_between_measured_shares():
     times = {0.25: 2.0, 0.5: 3.0, 1.0: 5.0}
     assert interpolate(times, 0.0) == 0.0

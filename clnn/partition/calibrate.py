@@ -5,7 +5,8 @@ import logging
 import time
 
 from .cache import CalibrationCache, device_key
-from .costmodel import DeviceCosts, signature
+from .cache import seconds
+from .costmodel import DeviceCosts, clean_layers, signature
 from .measure import handoff, launch_cost, slice_times
 from .planner import Calibration, Link
 
@@ -14,6 +15,28 @@ log = logging.getLogger("clnn")
 # sizes (float32 elements) of the two hand-overs that fix a link's latency and per-byte cost
 # (16 MB, so that a fast copy still takes well over the latency)
 SMALL, LARGE = 256, 1 << 22
+
+
+def clean_device_record(record):
+    """(what of a device's record fits its schema, [what was dropped])."""
+    kept, dropped = {}, []
+    launch, run = seconds(record.get("launch")), seconds(record.get("run"))
+    if launch is not None and run is not None:
+        kept["launch"], kept["run"] = launch, run
+    elif "launch" in record or "run" in record:
+        dropped.append("the launch and run costs are not numbers of seconds")
+    if "layers" in record:
+        kept["layers"], bad = clean_layers(record["layers"])
+        dropped += bad
+    return kept, dropped
+
+
+def clean_link_record(record):
+    """(a link's record if it fits its schema, else {}, [what was dropped])."""
+    latency, per_byte = seconds(record.get("latency")), seconds(record.get("per_byte"))
+    if latency is None or per_byte is None:
+        return {}, ["the link's latency and per-byte cost are not numbers of seconds"] if record else []
+    return {"latency": latency, "per_byte": per_byte}, []
 
 
 def _kernel_layers(model):
@@ -26,7 +49,7 @@ def calibrate(model, devices, grouping=None, memory=None, cache=None, progress=N
     as measurements finish."""
     cache = cache or CalibrationCache()
     started = time.perf_counter()
-    records = {d.id: cache.load(device_key(d)) for d in devices}
+    records = {d.id: cache.load(device_key(d), clean_device_record) for d in devices}
     costs = {d.id: DeviceCosts(d, records[d.id]) for d in devices}
     todo = []
     for d in devices:
@@ -37,7 +60,7 @@ def calibrate(model, devices, grouping=None, memory=None, cache=None, progress=N
     link_records = {}
     for a, b in pairs:
         key = _link_key(a, b, grouping, memory)
-        link_records[(a.id, b.id)] = cache.load(key)
+        link_records[(a.id, b.id)] = cache.load(key, clean_link_record)
         if "latency" not in link_records[(a.id, b.id)]:
             todo.append(("link", a, b))
     done = measured = 0

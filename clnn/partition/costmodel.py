@@ -14,6 +14,7 @@ from scipy.optimize import nnls
 
 from ..box import Box
 from ..ops.base import Target
+from .cache import seconds
 
 MIN_POINTS = 4
 MAX_MEDIAN_ERROR = 0.25
@@ -38,6 +39,39 @@ def features(flops, nbytes):
 def record_of(layer, device, times):
     return {"family": family(layer, device), "flops": layer.flops(), "bytes": layer.bytes(),
             "times": {str(share): seconds for share, seconds in times.items()}}
+
+
+def clean_layers(layers):
+    """(the entries of a record's "layers" that fit their schema, [what was
+    dropped]): a family name, non-negative flops and bytes, and times in
+    seconds for shares in (0, 1]."""
+    if not isinstance(layers, dict):
+        return {}, [f"layers is a {type(layers).__name__}, not a table"]
+    kept, dropped = {}, []
+    for key, entry in layers.items():
+        if _entry_fits(entry):
+            kept[key] = entry
+        else:
+            dropped.append(f"layer entry {str(key)[:60]!r} does not fit its schema")
+    return kept, dropped
+
+
+def _entry_fits(entry):
+    if not isinstance(entry, dict) or not isinstance(entry.get("family"), str):
+        return False
+    if seconds(entry.get("flops")) is None or seconds(entry.get("bytes")) is None:
+        return False
+    times = entry.get("times")
+    if not isinstance(times, dict) or not times:
+        return False
+    for share, value in times.items():
+        try:
+            share = float(share)
+        except (TypeError, ValueError):
+            return False
+        if not 0 < share <= 1 or seconds(value) is None:
+            return False
+    return True
 
 
 def interpolate(times, share):
