@@ -3,26 +3,28 @@
 import logging as _logging
 import os as _os
 
+from . import log as _log
 from . import models
 from .errors import ClnnError, DeviceError, InputError, ModelError, PlanError
 from .model import Model
 from .onnx_import import load as _load_onnx
 from .plan import Placement, Plan
 from .runtime import Device, all_devices, select
+from .graph import TensorInfo as NodeArg
 from .session import InferenceSession
+from .session_options import (ExecutionMode, GraphOptimizationLevel, ModelMetadata, RunOptions, SessionOptions,
+                              get_available_providers)
 from .version import __version__
 
 if _os.environ.get("CLNN_DEBUG", "") not in ("", "0"):
-    _handler = _logging.StreamHandler()
-    _handler.setFormatter(_logging.Formatter("clnn: %(message)s"))
-    _logging.getLogger("clnn").addHandler(_handler)
-    _logging.getLogger("clnn").setLevel(_logging.DEBUG)
+    _log.show(_logging.DEBUG)
 
 
-def load(model, batch=1):
+def load(model, batch=1, fuse=True):
     """A clnn.Model from an ONNX file path, its bytes or an onnx.ModelProto;
-    ``batch`` fixes a symbolic batch dimension."""
-    return _load_onnx(model, batch=batch)
+    ``batch`` fixes a symbolic batch dimension; ``fuse=False`` keeps every
+    node a layer of its own (no fusion passes)."""
+    return _load_onnx(model, batch=batch, fuse=fuse)
 
 
 def devices(selector=None):
@@ -30,5 +32,7 @@ def devices(selector=None):
     return all_devices() if selector is None else select(selector)
 
 
-__all__ = ["ClnnError", "Device", "DeviceError", "InferenceSession", "InputError", "Model", "ModelError",
-           "Placement", "Plan", "PlanError", "__version__", "devices", "load", "models", "select"]
+__all__ = ["ClnnError", "Device", "DeviceError", "ExecutionMode", "GraphOptimizationLevel", "InferenceSession",
+           "InputError", "Model", "ModelError", "ModelMetadata", "NodeArg", "Placement", "Plan", "PlanError",
+           "RunOptions", "SessionOptions", "__version__", "devices", "get_available_providers", "load", "models",
+           "select"]

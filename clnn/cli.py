@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .version import __version__
 from .errors import ClnnError, InputError
+from .log import show as show_log
 from .runtime import all_devices, select
 
 
@@ -188,8 +189,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="clnn: %(message)s")
+    if args.verbose:
+        show_log(logging.DEBUG)
     try:
         return args.func(args)
     except ClnnError as exc:

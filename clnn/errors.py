@@ -14,7 +14,14 @@ class InputError(ClnnError, ValueError):
 
 
 class DeviceError(ClnnError, RuntimeError):
-    """No usable device, a selector that matches nothing, a build or launch failure."""
+    """No usable device, a selector that matches nothing, a build or launch
+    failure. A failure during a run names the ``device`` (its id) and, where
+    it is known, the ``layer`` that failed."""
+
+    def __init__(self, message, device=None, layer=None):
+        super().__init__(message)
+        self.device = device
+        self.layer = layer
 
 
 class PlanError(ClnnError, ValueError):

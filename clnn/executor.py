@@ -142,27 +142,36 @@ class Executor:
             started = time.perf_counter_ns()
             for name, array in feeds.items():
                 self._storage(name).home[...] = array.reshape(self.model.shapes[name])
-            self.last_events = self.schedule.run()
+            self.last_events = [None] * len(self.schedule.commands)
+            self.schedule.run(self.last_events)
             self._unfinished = True
             enqueued = time.perf_counter_ns()
             failures = self._finish_queues()
             self._unfinished = False
-            if failures:
-                raise DeviceError(f"a run of {self.model.name!r} failed on the device: {failures[0]}") \
-                    from failures[0]
+            if failures:  # a queue that cannot finish: its device is lost
+                device, exc = failures[0]
+                layer = self.schedule.last_kernel(device)
+                raise DeviceError(f"a run of {self.model.name!r} failed on {device} (its last layer enqueued: "
+                                  f"{layer}): {exc}", device=device.id, layer=layer) from exc
+            failed = self.schedule.failure(self.last_events)
+            if failed is not None:
+                device, layer, exc = failed
+                raise DeviceError(f"a run of {self.model.name!r} failed on {device} in {layer}: {exc}",
+                                  device=device.id, layer=layer) from exc
             finished = time.perf_counter_ns()
             self.last_host_spans = [("enqueue", started, enqueued), ("wait", enqueued, finished)]
             return [self._read(name) for name in self.model.output_names]
 
     def _finish_queues(self):
-        """Wait for every queue, even after one failed; the failures."""
+        """Wait for every queue, even after one failed; the failures as
+        (device, exception) pairs."""
         failures = []
         for context in self.contexts:
-            for device in context.devices:
+            for device in (d for d in context.devices if d.id in self.devices):
                 try:
                     context.finish(device)
                 except Exception as exc:
-                    failures.append(exc)
+                    failures.append((device, exc))
         return failures
 
     def timeline(self):

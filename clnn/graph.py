@@ -46,6 +46,8 @@ class Graph:
         # {input or output name: name of its batch dimension, or None}: the
         # tensors whose batch an ONNX file left symbolic; empty for fixed models
         self.symbolic_batch = {}
+        # what an ONNX file said about itself (onnxruntime's ModelMetadata fields)
+        self.metadata = {"producer_name": "clnn", "graph_name": name}
         self._build([copy.copy(layer) for layer in layers])
         if fuse:
             self._build(optimize(self.layers, self.output_names))

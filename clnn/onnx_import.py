@@ -25,16 +25,16 @@ from .onnx_types import check_types
 from .ops import Activation, Layer, registry
 
 
-def load(model, batch=1):
+def load(model, batch=1, fuse=True):
     """A clnn.Model from an ONNX file path, its bytes or an onnx.ModelProto;
     a symbolic or unknown batch (first) dimension of the inputs becomes
-    ``batch``."""
+    ``batch``; ``fuse=False`` skips the fusion passes."""
     onnx = require_onnx()
     if not isinstance(batch, (int, np.integer)) or batch < 1:
         raise ModelError(f"batch must be a positive integer, got {batch!r}")
     proto = _read(onnx, model)
     check_types(onnx, proto, _opset(proto))
-    return _Importer(onnx, proto, int(batch)).build()
+    return _Importer(onnx, proto, int(batch)).build(fuse)
 
 
 def _read(onnx, model):
@@ -183,6 +183,7 @@ def _first_dim_name(info):
 class _Importer:
     def __init__(self, onnx, proto, batch):
         self.onnx = onnx
+        self.proto = proto
         self.graph = proto.graph
         self.opset = _opset(proto)
         self.batch = batch
@@ -202,7 +203,7 @@ class _Importer:
     def defined(self, name):
         return name in self.dims or name in self.constants or name in self.alias
 
-    def build(self):
+    def build(self, fuse=True):
         for tensor in self.graph.initializer:
             self.constants[tensor.name] = self.array(tensor, f"initializer {tensor.name!r}")
         self.inputs = {i.name: self._input_shape(i) for i in self.graph.input if i.name not in self.constants}
@@ -212,7 +213,11 @@ class _Importer:
         outputs = [o.name for o in self.graph.output]
         for name in outputs:
             self._bind_output(name, outputs)
-        model = Model(self.inputs, self.layers, outputs, name=self.graph.name or "model")
+        model = Model(self.inputs, self.layers, outputs, name=self.graph.name or "model", fuse=fuse)
+        model.metadata = {
+            "producer_name": self.proto.producer_name, "graph_name": self.graph.name, "domain": self.proto.domain,
+            "description": self.proto.doc_string, "graph_description": self.graph.doc_string,
+            "version": self.proto.model_version, "custom_metadata_map": {p.key: p.value for p in self.proto.metadata_props}}
         if self.symbolic:
             model.symbolic_batch = dict(self.symbolic, **{o.name: _first_dim_name(o) for o in self.graph.output})
         return model

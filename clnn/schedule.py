@@ -42,9 +42,9 @@ class Schedule:
                                      kind, label, detail))
         return len(self.commands) - 1
 
-    def run(self):
-        """Enqueue every command; returns their events (by index)."""
-        events = [None] * len(self.commands)
+    def run(self, events):
+        """Enqueue every command, putting their events in ``events`` (a list
+        as long as the commands), which a failed run leaves partly filled."""
         forwarded = {}
         for index, command in enumerate(self.commands):
             wait_for = []
@@ -63,10 +63,39 @@ class Schedule:
                 self._drain(events)
                 if not isinstance(exc, Exception):
                     raise
-                raise DeviceError(f"enqueueing {command.kind} {command.label} on {command.device} "
-                                  f"failed: {exc}") from exc
+                layer = command.label if command.kind == "kernel" else None
+                raise DeviceError(f"enqueueing {command.kind} {command.label} on {command.device} failed: {exc}",
+                                  device=command.device.id, layer=layer) from exc
         self._flush()
-        return events
+
+    def failure(self, events):
+        """(device, label, exception) of the first command of a finished run
+        that failed, or None. A failed command fails every command that
+        waits for it (across contexts too, through the bridge), so only the
+        commands nothing waits for are checked unless one of them failed."""
+        waited = {dep for command in self.commands for dep in command.deps}
+        sinks = [i for i in range(len(self.commands)) if i not in waited]
+        if all(self._error(i, events) is None for i in sinks):
+            return None
+        for index, command in enumerate(self.commands):
+            error = self._error(index, events)
+            if error is not None:
+                return command.device, command.label, error
+        return None
+
+    def last_kernel(self, device):
+        """The layer of the last kernel on ``device``, or None."""
+        kernels = [c.label for c in self.commands if c.kind == "kernel" and c.device.id == device.id]
+        return kernels[-1] if kernels else None
+
+    def _error(self, index, events):
+        if events[index] is None:
+            return None
+        try:
+            self.commands[index].context.wait(events[index])
+        except Exception as exc:
+            return exc
+        return None
 
     def _flush(self):
         for context in {id(c.context): c.context for c in self.commands}.values():

@@ -4,18 +4,22 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, PlanError
+from .errors import ClnnError, DeviceError, InputError, PlanError
 from .executor import Executor, check_feeds
 from .graph import Graph, TensorInfo
+from .log import show as show_log
 from .onnx_import import load
 from .partition import auto_plan
 from .plan import Plan
 from .runtime import select
+from .session_options import (GraphOptimizationLevel, ModelMetadata, SessionOptions, provider_names,
+                              provider_selector)
 from .timing import layer_times
 from .trace import write_trace
 
@@ -24,24 +28,31 @@ log = logging.getLogger("clnn")
 # batch sizes other than the first that a session with a symbolic batch keeps
 # ready (each holds its own tensors); the least recently fed is dropped
 KEPT_BATCH_SIZES = 4
-
-
-def _as_model(model):
-    if isinstance(model, Graph):
-        return model
-    return load(model, batch=1)
+ON_DEVICE_FAILURE = ("fallback", "raise")
+UNSUPPORTED = ("IOBinding and OrtValue are onnxruntime's ways of keeping data on a device between runs; clnn "
+               "takes numpy arrays in run() and returns numpy arrays")
 
 
 class InferenceSession:
-    """Runs a model on the selected devices under a plan.
+    """Runs a model on the selected devices under a plan, as
+    onnxruntime.InferenceSession does.
 
-    ``model``: a clnn.Model, an ONNX file path, its bytes or an
-    onnx.ModelProto. ``devices``: a selector (see clnn.devices) or a list of
-    devices. ``plan``: "auto", a list of shares (one per device) applied to
-    every layer that can be split, a clnn.Plan, or the path of a saved plan.
-    ``contexts`` ("platform": one context per platform, "device": one per
-    device) and ``memory`` ("auto", "unified", "discrete") override
-    CLNN_CONTEXTS and CLNN_MEMORY.
+    ``path_or_bytes``: an ONNX file path, its bytes, an onnx.ModelProto or a
+    clnn.Model. ``sess_options``: a clnn.SessionOptions. ``providers``:
+    onnxruntime's names (CPUExecutionProvider: the CPU devices;
+    CUDAExecutionProvider: the CUDA backend) or clnn device selectors, with
+    ``provider_options`` as in onnxruntime.
+
+    clnn's own keywords: ``devices`` (a selector or a list of devices; the
+    default is CLNN_DEVICES or all, see clnn.devices), ``plan`` ("auto", a
+    list of shares, one per device, applied to every layer that can be
+    split, a clnn.Plan, or the path of a saved plan), ``contexts``
+    ("platform" or "device") and ``memory`` ("auto", "unified", "discrete"),
+    which override CLNN_CONTEXTS and CLNN_MEMORY, and ``on_device_failure``:
+    when a device fails during a run, that run raises a DeviceError naming
+    the device and the layer; with "fallback" (the default) the session then
+    runs on the remaining devices, with a warning, and with "raise" it
+    refuses to run again.
 
     An ONNX model whose batch dimension is symbolic runs any batch size, as
     in onnxruntime: it is built at batch 1, and a feed of another batch size
@@ -50,21 +61,48 @@ class InferenceSession:
     describe the batch-1 session.
     """
 
-    def __init__(self, model, devices=None, plan="auto", contexts=None, memory=None):
-        self.model = _as_model(model)
+    def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
+                 devices=None, plan="auto", contexts=None, memory=None, on_device_failure="fallback"):
+        if sess_options is not None and not isinstance(sess_options, SessionOptions):
+            raise InputError(f"sess_options must be a clnn.SessionOptions, not {type(sess_options).__name__} "
+                             "(clnn's own arguments, such as devices=, are keywords)")
+        if on_device_failure not in ON_DEVICE_FAILURE:
+            raise InputError(f"on_device_failure must be one of {ON_DEVICE_FAILURE}, not {on_device_failure!r}")
+        self._options = sess_options or SessionOptions()
+        if self._options.log_severity_level < 2:
+            show_log(logging.DEBUG)
+        self._provider_options = {}
+        if providers is not None:
+            if devices is not None:
+                raise InputError("give devices= (clnn's selectors) or providers= (onnxruntime's names), not both")
+            devices, self._provider_options = provider_selector(providers, provider_options)
+        self._fuse = self._options.graph_optimization_level != GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.model = path_or_bytes if isinstance(path_or_bytes, Graph) else self._load(path_or_bytes)
         self.devices = select(devices)
-        self._source = None if isinstance(model, Graph) or not self.model.symbolic_batch else model
+        self._source = None if isinstance(path_or_bytes, Graph) or not self.model.symbolic_batch else path_or_bytes
         self._plan_argument = plan
+        self._grouping, self._memory = contexts, memory
+        self._on_device_failure = on_device_failure
         self._other_batches = OrderedDict()   # batch size -> InferenceSession
         self._batches_lock = threading.Lock()
+        self.failures = []                     # DeviceErrors of devices this session stopped using
+        self._unannounced = None               # a fallback not yet warned about
+        self._profile = [] if self._options.enable_profiling else None  # (timeline, host spans) per run
         started = time.perf_counter()
         # with plan="auto" on several devices: what was predicted and measured
         self.partition_report = None
-        self._grouping, self._memory = contexts, memory
         self.plan = self._make_plan(plan)
         self._executor = Executor(self.model, self.plan, self.devices, contexts, memory)
         log.debug("session for %r ready in %.2f s; plan:\n%s", self.model.name,
                   time.perf_counter() - started, self.plan.table(self.model))
+
+    def _load(self, source):
+        """The model at batch 1, or at the size SessionOptions fixes for its
+        symbolic batch dimension."""
+        model = load(source, 1, self._fuse)
+        names = {name for name in model.symbolic_batch.values() if name}
+        fixed = [self._options.free_dimensions[n] for n in names if n in self._options.free_dimensions]
+        return load(source, fixed[0], self._fuse) if fixed else model
 
     def _make_plan(self, plan):
         if isinstance(plan, str) and plan == "auto":
@@ -82,35 +120,123 @@ class InferenceSession:
             return Plan.static(self.model, self.devices, plan)
         raise PlanError(f"plan must be 'auto', a list of shares, a clnn.Plan or a plan file, not {plan!r}")
 
+    # onnxruntime's description of the session --------------------------------------
     def get_inputs(self):
         return [self._described(info) for info in self.model.inputs]
 
     def get_outputs(self):
         return [self._described(info) for info in self.model.outputs]
 
+    def get_overridable_initializers(self):
+        return []
+
     def _described(self, info):
-        """``info`` with its symbolic batch named, as onnxruntime shows it."""
-        if self._source is None or info.name not in self.model.symbolic_batch:
-            return info
-        return TensorInfo(info.name, [self.model.symbolic_batch[info.name], *info.shape[1:]], info.type)
+        """``info`` with its shape a list and its symbolic batch named, as
+        onnxruntime shows it."""
+        shape = list(info.shape)
+        if self._source is not None and info.name in self.model.symbolic_batch:
+            shape[0] = self.model.symbolic_batch[info.name]
+        return TensorInfo(info.name, shape, info.type)
 
     def get_providers(self):
-        return [d.id for d in self.devices]
+        """onnxruntime's names of what this session runs on where it has one
+        (CPUExecutionProvider, CUDAExecutionProvider), else device ids."""
+        return provider_names(self.devices)
 
+    def get_provider_options(self):
+        return {name: dict(options) for name, options in self._provider_options.items()}
+
+    def get_session_options(self):
+        return self._options
+
+    def get_modelmeta(self):
+        return ModelMetadata(**self.model.metadata)
+
+    def set_providers(self, providers=None, provider_options=None):
+        raise ClnnError("clnn chooses devices when a session is made: make a new InferenceSession with these "
+                        "providers")
+
+    def io_binding(self):
+        raise ClnnError(UNSUPPORTED)
+
+    def run_with_iobinding(self, iobinding, run_options=None):
+        raise ClnnError(UNSUPPORTED)
+
+    def run_with_ort_values(self, output_names, input_dict_ort_values, run_options=None):
+        raise ClnnError(UNSUPPORTED)
+
+    # running ---------------------------------------------------------------------
     def run(self, output_names, input_feed, run_options=None, trace=None):
         """Outputs (numpy arrays) named by ``output_names`` (None: all), for
-        the inputs in ``input_feed`` ({name: float32 array}). ``trace``: a
-        path to write the run's Chrome trace to (chrome://tracing, Perfetto)."""
+        the inputs in ``input_feed`` ({name: float32 array}); ``run_options``
+        is accepted (clnn.RunOptions). ``trace``: a path to write the run's
+        Chrome trace to (chrome://tracing, Perfetto)."""
         other = self._session_for_batch(input_feed)
         if other is not None:
             return other.run(output_names, input_feed, run_options, trace)
         feeds = check_feeds(self.model, input_feed)
         wanted = self._output_indices(output_names)
-        outputs = self._executor.run(feeds)
+        self._announce_fallback()
+        try:
+            outputs = self._executor.run(feeds)
+        except DeviceError as exc:
+            if exc.device is not None:
+                self._stop_using(exc)
+            raise
+        timeline = None
+        if trace is not None or self._profile is not None:
+            timeline = self._executor.timeline(), self._executor.last_host_spans
         if trace is not None:
-            write_trace(trace, self._executor.timeline(), self._executor.last_host_spans)
+            write_trace(trace, *timeline)
+        if self._profile is not None:
+            self._profile.append(timeline)
         return [outputs[i] for i in wanted]
 
+    def end_profiling(self):
+        """Write the runs recorded since the session began (with
+        SessionOptions.enable_profiling) as one Chrome trace; its path, or ""
+        when profiling was off, as onnxruntime returns."""
+        if self._profile is None:
+            return ""
+        runs = self._profile + [r for s in self._other_batches.values() for r in (s._profile or [])]
+        path = f"{self._options.profile_file_prefix}_{time.strftime('%Y-%m-%d_%H-%M-%S')}.json"
+        write_trace(path, [e for timeline, _ in runs for e in timeline], [s for _, spans in runs for s in spans])
+        self._profile = None
+        return path
+
+    # a device that fails ---------------------------------------------------------------
+    def _stop_using(self, failure):
+        """After ``failure`` (a DeviceError naming a device), plan again on the
+        remaining devices (a list of shares keeps theirs; any other plan
+        becomes "auto"), or refuse further runs."""
+        self.failures.append(failure)
+        ids = [d.id for d in self.devices]
+        remaining = [d for d in self.devices if d.id != failure.device]
+        if self._on_device_failure == "raise" or not remaining:
+            why = "no device is left" if not remaining else "on_device_failure='raise'"
+            self._executor = _Refusing(f"{failure.device} failed ({failure}); this session runs no more: {why}")
+            return
+        plan = self._plan_argument
+        if isinstance(plan, (list, tuple)):
+            kept = [share for i, share in zip(ids, plan) if i != failure.device]
+            plan = kept if sum(kept) > 0 else [1.0] * len(kept)
+        else:
+            plan = "auto"
+        self.devices, self._plan_argument, self.partition_report = remaining, plan, None
+        self.plan = self._make_plan(plan)
+        self._executor = Executor(self.model, self.plan, self.devices, self._grouping, self._memory)
+        with self._batches_lock:
+            self._other_batches.clear()
+        self._unannounced = failure
+
+    def _announce_fallback(self):
+        if self._unannounced is not None:
+            failure, self._unannounced = self._unannounced, None
+            warnings.warn(f"clnn: {failure.device} failed in an earlier run ({failure}); running on "
+                          f"{', '.join(d.id for d in self.devices)} from now on (on_device_failure='raise' makes "
+                          "this an error)", stacklevel=3)
+
+    # batch sizes -----------------------------------------------------------------
     def _session_for_batch(self, feeds):
         """The session for the feeds' batch size where it differs from this
         one's and the model's batch is symbolic; None to run here (where
@@ -145,8 +271,9 @@ class InferenceSession:
             raise PlanError(f"this session's plan was made for batch {self.model.inputs[0].shape[0]}; a feed "
                             f"of batch {batch} needs plan='auto' or a list of shares, which plan any batch")
         log.debug("building %r for batch %d", self.model.name, batch)
-        return InferenceSession(load(self._source, batch=batch), self.devices, self._plan_argument,
-                                self._grouping, self._memory)
+        return InferenceSession(load(self._source, batch, self._fuse), self._options, devices=self.devices,
+                                plan=self._plan_argument, contexts=self._grouping, memory=self._memory,
+                                on_device_failure=self._on_device_failure)
 
     def layer_times(self):
         """{layer: {device id: seconds}} of kernel time in the last run."""
@@ -163,3 +290,15 @@ class InferenceSession:
             raise InputError(f"unknown output {unknown[0]!r}; the model's outputs are {names}")
         return [names.index(n) for n in output_names]
 
+
+class _Refusing:
+    """Stands in for the executor of a session that runs no more."""
+
+    def __init__(self, why):
+        self.why = why
+
+    def run(self, feeds):
+        raise DeviceError(self.why)
+
+    def timeline(self):
+        return []

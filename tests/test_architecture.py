@@ -19,7 +19,7 @@ PACKAGE = Path(clnn.__file__).parent
 
 # lowest first; a module may import from its own floor or any below it
 FLOORS = [
-    ("leaves", {"clnn.errors", "clnn.box", "clnn.timing", "clnn.trace", "clnn.sources", "clnn.version"}),
+    ("leaves", {"clnn.errors", "clnn.box", "clnn.timing", "clnn.trace", "clnn.sources", "clnn.version", "clnn.log"}),
     ("runtime", {"clnn.runtime", "clnn.cuda"}),
     ("ops", {"clnn.ops"}),
     ("graph", {"clnn.graph", "clnn.passes"}),
@@ -27,7 +27,7 @@ FLOORS = [
                       "clnn.models"}),
     ("execution", {"clnn.storage", "clnn.plan", "clnn.schedule", "clnn.executor"}),
     ("partition", {"clnn.partition"}),
-    ("session", {"clnn.session"}),
+    ("session", {"clnn.session", "clnn.session_options"}),
     ("tools", {"clnn.bench", "clnn.microbench", "clnn.cli", "clnn.__main__"}),
     ("package", {"clnn"}),
 ]

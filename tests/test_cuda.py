@@ -128,8 +128,11 @@ class _FailingContext:
     def queue(self, device):
         return self
 
-    def flush(self):
+    def flush(self, device):
         pass
+
+    def wait(self, event):
+        event.wait()
 
 
 class _FailedEvent:
@@ -145,8 +148,8 @@ def test_a_failed_dependency_in_another_context_fails_the_run(gpu, rng):
     schedule.add(context, gpu, lambda wait_for: context.launch(context.queue(gpu), bound, (1000,), None, wait_for),
                  [source], "kernel", "dependent")
     with pytest.raises(clnn.DeviceError):  # enqueueing it, or waiting for it, as Executor.run does
-        schedule.run()
-        context.queue(gpu).finish()
+        schedule.run([None] * len(schedule.commands))
+        context.finish(gpu)
     # the failure stays with that run
     model = clnn.models.get("lenet5")
     feeds = _feeds(model, rng)

@@ -53,7 +53,8 @@ def _scale_split(devices, shape, dim, shares, grouping, memory, x):
         cmd = schedule.add(ctx, device, enqueue, deps, "kernel", f"scale {box}")
         coherence.wrote(dst, box, ctx, device, cmd)
     final = coherence.need_on_host(dst, dst.whole())
-    events = schedule.run()
+    events = [None] * len(schedule.commands)
+    schedule.run(events)
     for index in final:
         events[index].wait()
     for e in events:
