@@ -93,7 +93,7 @@ def zoo_markdown(rows, devices):
                                                                        "plan+calibration s", "auto placement"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["model"], str(r["batch"]), f"{r['gflop']:.2f}"] + [f"{r['single_ms'][i]:.3f}" for i in ids]
+        cells = [r["model"], str(r["batch"]), f"{r['gflop']:.3g}"] + [f"{r['single_ms'][i]:.3f}" for i in ids]
         cells += [f"{r['auto_ms']:.3f}", f"{r['speedup']:.2f}", f"{r['efficiency']:.2f}", f"{r['planning_s']:.1f}",
                   r["placement"] + (" (fallback)" if r["fallback"] else "")]
         lines.append("| " + " | ".join(cells) + " |")

@@ -1,22 +1,35 @@
 """The ``clnn`` command line."""
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
-from .version import __version__
-from .errors import ClnnError, InputError
+import numpy as np
+from tqdm import tqdm
+
+from . import models
+from .bench import layer_table, load_model, median_latency, zoo_markdown, zoo_rows
+from .errors import ClnnError, DeviceError, InputError
 from .log import show as show_log
+from .partition.cache import CalibrationCache
+from .partition.calibrate import calibrate
 from .runtime import all_devices, select
+from .session import InferenceSession
+from .timing import random_feeds
+from .version import __version__
 
 
 def _devices(args):
     found = all_devices()
-    chosen = {d.id for d in select(args.devices)} if found else set()
     if not found:
         print("no devices found: install an OpenCL driver (pip install 'clnn[pocl]' brings PoCL)")
         return 1
+    try:
+        chosen, note = {d.id for d in select(args.devices)}, ""
+    except DeviceError as exc:  # marking nothing is an answer here, not an error
+        chosen, note = set(), f"  ({exc})".split("; devices:")[0]
     platform = None
     for d in sorted(found, key=lambda d: d.id):
         if d.platform_key != platform:
@@ -25,47 +38,68 @@ def _devices(args):
         mark = "*" if d.id in chosen else " "
         print(f" {mark} {d.id:<22} {d.kind:<11} {d.compute_units:>4} CUs  "
               f"unified_memory={'yes' if d.unified_memory else 'no ':<3}  {d.name}  (driver {d.driver_version})")
-    print(f"* = selected by {args.devices or 'CLNN_DEVICES or all'}")
+    print(f"* = selected by {args.devices or 'CLNN_DEVICES or all'}{note}")
     return 0
 
 
-def _run(args):
-    import numpy as np
+def _read_inputs(items):
+    """[(name or "", array)] from --input [NAME=]FILE.npy items."""
+    found = []
+    for item in items:
+        name, _, path = item.rpartition("=")
+        try:
+            found.append((name, np.load(path)))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read input {path!r}: {exc}") from exc
+    return found
 
-    from .bench import load_model
-    from .session import InferenceSession
-    arrays = [(name, np.load(path)) for name, _, path in (item.rpartition("=") for item in args.input)]
+
+def _write_outputs(path, infos, outputs):
+    """Write the outputs to exactly ``path``: .npy for one, .npz for several."""
+    try:
+        with open(path, "wb") as f:
+            if len(outputs) == 1:
+                np.save(f, outputs[0])
+            else:
+                np.savez(f, **{i.name: v for i, v in zip(infos, outputs)})
+    except OSError as exc:
+        raise InputError(f"cannot write {path!r}: {exc}") from exc
+    return "an .npy array" if len(outputs) == 1 else f"an .npz archive of {len(outputs)} arrays"
+
+
+def _run(args):
+    arrays = _read_inputs(args.input)
     # a symbolic batch (or a zoo model) takes the batch of the first input given
     batch = args.batch or next((a.shape[0] for _, a in arrays if a.ndim > 0 and a.shape[0] > 0), 1)
     model = load_model(args.model, batch=batch)
+    if args.batch and model.batch != args.batch:
+        raise InputError(f"--batch {args.batch}: the model's batch is fixed at {model.batch}")
     feeds = {name or model.input_names[0]: array for name, array in arrays}
     if len(model.input_names) > 1 and len(feeds) < len(model.input_names):
         raise InputError(f"the model has inputs {model.input_names}: give each as --input NAME=FILE.npy")
     session = InferenceSession(model, devices=args.devices, plan=_plan_argument(args.plan))
     outputs = session.run(None, feeds)
     for info, value in zip(model.outputs, outputs):
+        rows = value.reshape(value.shape[0], -1).argmax(axis=1) if value.ndim > 1 else [value.argmax()]
         print(f"{info.name}: shape {list(value.shape)}, min {value.min():.6g}, max {value.max():.6g}, "
-              f"argmax {np.unravel_index(value.argmax(), value.shape)}")
+              f"argmax per row {[int(r) for r in rows]}")
     if args.output:
-        if len(outputs) == 1:
-            np.save(args.output, outputs[0])
-        else:
-            np.savez(args.output, **{i.name: v for i, v in zip(model.outputs, outputs)})
-        print(f"wrote {args.output}")
+        what = _write_outputs(args.output, model.outputs, outputs)
+        print(f"wrote {args.output} ({what})")
     return 0
 
 
 def _calibrate(args):
-    from . import models
-    from .bench import load_model
-    from .partition.cache import CalibrationCache
-    from .partition.calibrate import calibrate
     chosen = select(args.devices)
     cache = CalibrationCache()
     for spec in args.models or models.ZOO:
         model = load_model(spec, batch=args.batch)
-        result = calibrate(model, chosen, cache=cache, progress=_progress_bar(model.name))
-        print(f"{model.name}: {result.measured} layer shapes measured in {result.seconds:.1f} s", file=sys.stderr)
+        with tqdm(desc=model.name, unit="step", file=sys.stderr, disable=None, leave=False) as bar:
+            result = calibrate(model, chosen, cache=cache, progress=_progress(bar))
+        if result.measured:
+            print(f"{model.name}: {result.measured} layer shapes measured in {result.seconds:.1f} s", file=sys.stderr)
+        else:
+            print(f"{model.name}: calibrated already (from the cache)", file=sys.stderr)
     for d in chosen:
         print(f"{d.id}: {result.launch[d.id] * 1e6:.1f} us per launch, {result.run[d.id] * 1e6:.1f} us per run")
     for (source, target), link in sorted(result.links.items()):
@@ -76,13 +110,13 @@ def _calibrate(args):
     return 0
 
 
-def _progress_bar(title, width=30):
+def _progress(bar):
+    """A calibration progress callback moving a tqdm bar (which draws nothing
+    where stderr is not a terminal, so logs get no carriage returns)."""
     def show(done, total, what):
-        filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{title:<12} [{'#' * filled}{' ' * (width - filled)}] {done}/{total} {what[:40]:<40}")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        bar.total = total
+        bar.set_postfix_str(what[:40], refresh=False)
+        bar.update(done - bar.n)
     return show
 
 
@@ -97,9 +131,6 @@ def _plan_argument(text):
 
 
 def _bench_zoo(args):
-    import json
-
-    from .bench import zoo_markdown, zoo_rows
     chosen = select(args.devices)
     batches = [int(b) for b in args.batches.split(",")]
 
@@ -107,21 +138,19 @@ def _bench_zoo(args):
         print(f"  {row['model']} batch {row['batch']}: auto {row['auto_ms']:.3f} ms, speedup {row['speedup']:.2f}, "
               f"efficiency {row['efficiency']:.2f}, planning {row['planning_s']:.1f} s", flush=True)
 
-    rows = zoo_rows(chosen, batches, args.runs, args.warmup, progress=show)
+    names = args.models.split(",") if args.models else None
+    rows = zoo_rows(chosen, batches, args.runs, args.warmup, names=names, progress=show)
     table = zoo_markdown(rows, chosen)
     print(table)
     if args.output:
         stem = Path(args.output)
         stem.with_suffix(".md").write_text(table + "\n")
-        stem.with_suffix(".json").write_text(json.dumps({"devices": [d.id for d in chosen], "rows": rows},
-                                                        indent=1))
+        stem.with_suffix(".json").write_text(json.dumps({"devices": [d.id for d in chosen], "rows": rows}, indent=1))
         print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
     return 0
 
 
 def _bench(args):
-    from .bench import layer_table, load_model, median_latency, random_feeds
-    from .session import InferenceSession
     if args.zoo:
         return _bench_zoo(args)
     if not args.model:
@@ -129,20 +158,24 @@ def _bench(args):
     model = load_model(args.model, batch=args.batch)
     feeds = random_feeds(model)
     chosen = select(args.devices)
-    print(f"{model.name} batch {model.batch}: {model.flops() / 1e9:.3f} GFLOP, median of {args.runs} runs "
+    print(f"{model.name} batch {model.batch}: {model.flops() / 1e9:.4g} GFLOP, median of {args.runs} runs "
           f"after {args.warmup} warm-up")
+    session = None
     for device in chosen:
         session = InferenceSession(model, devices=[device], plan=[1.0])
         median, _ = median_latency(session, feeds, args.runs, args.warmup)
-        print(f"  {device.id:<24} {median * 1e3:10.3f} ms  {model.flops() / median / 1e9:8.1f} GFLOP/s  ({device.name})")
+        print(f"  {device.id:<24} {median * 1e3:10.3f} ms  {model.flops() / median / 1e9:8.1f} GFLOP/s  "
+              f"({device.name})")
+    traced = f"{chosen[-1].id} alone"
     if args.plan:
         session = InferenceSession(model, devices=chosen, plan=_plan_argument(args.plan))
         median, _ = median_latency(session, feeds, args.runs, args.warmup)
         print(f"  {'plan ' + args.plan:<24} {median * 1e3:10.3f} ms  {model.flops() / median / 1e9:8.1f} GFLOP/s")
         print(f"\nper-layer kernel time (ms) in the last run of the plan:\n{layer_table(session)}")
-        if args.trace:
-            session.run(None, feeds, trace=args.trace)
-            print(f"wrote the Chrome trace of one run to {args.trace}")
+        traced = f"the plan {args.plan}"
+    if args.trace:
+        session.run(None, feeds, trace=args.trace)
+        print(f"wrote the Chrome trace of one run of {traced} to {args.trace}")
     return 0
 
 
@@ -159,7 +192,8 @@ def build_parser():
     p.add_argument("model", help="an ONNX file or a zoo name")
     p.add_argument("--input", action="append", required=True, metavar="[NAME=]FILE.npy",
                    help="an input array (repeat for several inputs)")
-    p.add_argument("--output", help="write the output (.npy; .npz for several)")
+    p.add_argument("--output", help="write the outputs to exactly this path (.npy format for one output, .npz for "
+                   "several)")
     p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
     p.add_argument("--plan", help="auto (default), shares such as 0.3,0.7, or a plan file")
     p.add_argument("--batch", type=int, help="batch size for a symbolic batch dimension (default: the "
@@ -168,21 +202,24 @@ def build_parser():
 
     p = commands.add_parser("bench", help="median latency of a model on each device (and a plan)")
     p.add_argument("model", nargs="?", help="an ONNX file or a zoo name")
-    p.add_argument("--zoo", action="store_true", help="the six zoo models: single devices against plan=auto")
+    p.add_argument("--zoo", action="store_true", help="every zoo model: single devices against plan=auto")
     p.add_argument("--batches", default="1,16", help="with --zoo: batch sizes (default 1,16)")
+    p.add_argument("--models", help="with --zoo: these zoo models only (comma-separated)")
     p.add_argument("--output", help="with --zoo: write OUTPUT.md and OUTPUT.json")
     p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
     p.add_argument("--plan", help="also time this plan: auto, shares such as 0.3,0.7, or a plan file")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--trace", help="with --plan: write a Chrome trace of one run of the plan here")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--runs", type=int, default=10, help="timed runs per device or plan; the median is shown "
+                   "(default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs before them (default 2)")
+    p.add_argument("--trace", help="write a Chrome trace of one run here: of the plan with --plan, else of the last "
+                   "device alone")
     p.set_defaults(func=_bench)
 
     p = commands.add_parser("calibrate", help="measure devices for plan='auto' (cached per device)")
     p.add_argument("models", nargs="*", help="zoo names or ONNX files (default: the whole zoo)")
     p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=int, default=1, help="batch size to calibrate for (default 1)")
     p.set_defaults(func=_calibrate)
     return parser
 

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from . import models
+from .errors import ClnnError, InputError
 from .executor import Executor
 from .graph import single_layer
 from .ops import Target
@@ -46,20 +47,31 @@ def kernel_seconds(executor, feeds, runs):
 
 def parse_tuning(text):
     """{"conv.gpu.TM": 128, ...} from "conv.gpu.TM=128,..."."""
-    return {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(","))} if text else {}
+    try:
+        return {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(","))} if text else {}
+    except ValueError:
+        raise InputError(f"--tune takes NAME=INTEGER pairs separated by commas, not {text!r}") from None
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m clnn.microbench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(models.ZOO))
     parser.add_argument("--ops", default="", help="op types to keep (Conv, Gemm, MaxPool, LRN, ...)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--devices", default=None)
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    parser.add_argument("--devices", default=None, help="device selector (default: CLNN_DEVICES or all)")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs per layer and device (default 10)")
     parser.add_argument("--tune", default="", help="kernel tuning parameters, e.g. conv.gpu.TM=128,conv.gpu.TN=128,"
                         "conv.cpu.PB=64")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
+    try:
+        return _measure(args)
+    except ClnnError as exc:  # one clean line, as the clnn command prints
+        print(f"clnn.microbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _measure(args):
     tuning = parse_tuning(args.tune)
     ops = set(filter(None, args.ops.split(",")))
     devices = select(args.devices)

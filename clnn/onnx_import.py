@@ -217,7 +217,8 @@ class _Importer:
         model.metadata = {
             "producer_name": self.proto.producer_name, "graph_name": self.graph.name, "domain": self.proto.domain,
             "description": self.proto.doc_string, "graph_description": self.graph.doc_string,
-            "version": self.proto.model_version, "custom_metadata_map": {p.key: p.value for p in self.proto.metadata_props}}
+            "version": self.proto.model_version,
+            "custom_metadata_map": {p.key: p.value for p in self.proto.metadata_props}}
         if self.symbolic:
             model.symbolic_batch = dict(self.symbolic, **{o.name: _first_dim_name(o) for o in self.graph.output})
         return model

@@ -9,6 +9,9 @@ from .box import Box
 from .errors import PlanError
 
 DIM_NAMES = {"n": "batch", "c": "channels", "h": "rows", None: "whole"}
+FORMAT = "clnn-plan/2"
+# shares typed by hand (0.33, 0.33, 0.34) may miss 1 by rounding
+SHARES_SUM_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,9 @@ class Placement:
 
 
 def fingerprint(model):
-    """Identifies a model's structure, so a plan made for another is refused."""
-    text = ";".join(f"{layer.name}:{layer.op}:{layer.out_shape}" for layer in model.layers)
+    """Identifies a model's structure, so a plan made for another is refused;
+    the batch size is left out: shares of a layer fit any batch."""
+    text = ";".join(f"{layer.name}:{layer.op}:{layer.out_dims[1:]}" for layer in model.layers)
     return hashlib.sha1(f"{model.name}|{text}".encode()).hexdigest()[:16]
 
 
@@ -94,10 +98,11 @@ class Plan:
         scheduler); a layer that cannot goes whole to the largest share."""
         ids = [getattr(d, "id", d) for d in devices]
         if len(shares) != len(ids):
-            raise PlanError(f"plan gives {len(shares)} shares for {len(ids)} devices ({', '.join(ids)})")
+            raise PlanError(f"plan gives {len(shares)} share{'s' * (len(shares) != 1)} for {len(ids)} "
+                            f"device{'s' * (len(ids) != 1)} ({', '.join(ids)})")
         total = float(sum(shares))
-        if total <= 0 or any(s < 0 for s in shares):
-            raise PlanError(f"shares must be >= 0 with a positive sum, got {list(shares)}")
+        if any(s < 0 for s in shares) or abs(total - 1) > SHARES_SUM_TOLERANCE:
+            raise PlanError(f"shares must be >= 0 and sum to 1, got {list(shares)} (sum {total:g})")
         shares = tuple(float(s) / total for s in shares)
         biggest = ids[shares.index(max(shares))]
         placements = {}
@@ -137,7 +142,7 @@ class Plan:
 
     # persistence ----------------------------------------------------------------
     def to_json(self):
-        return {"format": "clnn-plan/1", "model": self.fingerprint, "devices": self.devices,
+        return {"format": FORMAT, "model": self.fingerprint, "devices": self.devices,
                 "layers": {n: p.to_json() for n, p in self.placements.items()}}
 
     def save(self, path):
@@ -147,7 +152,10 @@ class Plan:
     def load(cls, path):
         try:
             data = json.loads(Path(path).read_text())
-            if data.get("format") != "clnn-plan/1":
+            if data.get("format") == "clnn-plan/1":
+                raise PlanError(f"{path} was saved by an older clnn, whose plans held the batch size; make it "
+                                "again")
+            if data.get("format") != FORMAT:
                 raise PlanError(f"{path} is not a clnn plan (format {data.get('format')!r})")
             placements = {n: Placement(tuple(p["devices"]), tuple(p["shares"]), p["dim"])
                           for n, p in data["layers"].items()}

@@ -266,13 +266,12 @@ class InferenceSession:
             return self._other_batches[wanted]
 
     def _at_batch(self, batch):
-        plans_any_batch = isinstance(self._plan_argument, (list, tuple)) or self._plan_argument == "auto"
-        if not plans_any_batch:
-            raise PlanError(f"this session's plan was made for batch {self.model.inputs[0].shape[0]}; a feed "
-                            f"of batch {batch} needs plan='auto' or a list of shares, which plan any batch")
         log.debug("building %r for batch %d", self.model.name, batch)
+        plan = self._plan_argument
+        if isinstance(plan, (str, os.PathLike)) and plan != "auto":
+            plan = self.plan  # a plan file: the Plan it held, which fits any batch
         return InferenceSession(load(self._source, batch, self._fuse), self._options, devices=self.devices,
-                                plan=self._plan_argument, contexts=self._grouping, memory=self._memory,
+                                plan=plan, contexts=self._grouping, memory=self._memory,
                                 on_device_failure=self._on_device_failure)
 
     def layer_times(self):

@@ -86,12 +86,19 @@ def test_inputs_that_disagree_or_do_not_fit_are_refused(devices, rng):
     assert list(session._other_batches) == [2]
 
 
-def test_an_explicit_plan_fits_one_batch(lenet_onnx, devices, rng):
+def test_an_explicit_plan_fits_every_batch(lenet_onnx, devices, rng, tmp_path):
+    """Shares of a layer do not depend on the batch: a plan made (and saved)
+    at batch 1 runs every batch; before, it was refused as made for another
+    model."""
     model = clnn.load(lenet_onnx)
-    session = clnn.InferenceSession(lenet_onnx, devices=devices[:1], plan=clnn.Plan.single(model, devices[0]))
-    session.run(None, {"input": rand(rng, (1, 1, 28, 28))})
-    with pytest.raises(clnn.PlanError, match="batch 1; a feed of batch 2"):
-        session.run(None, {"input": rand(rng, (2, 1, 28, 28))})
+    plan = clnn.Plan.static(model, devices, [1 / len(devices)] * len(devices))
+    plan.save(tmp_path / "plan.json")
+    session = clnn.InferenceSession(lenet_onnx, devices=devices, plan=str(tmp_path / "plan.json"))
+    for batch in (1, 2, 5):
+        feeds = {"input": rand(rng, (batch, 1, 28, 28))}
+        assert rel_err(session.run(None, feeds)[0], _reference(lenet_onnx, feeds)[0]) < 1e-4
+    at_four = clnn.InferenceSession(clnn.load(lenet_onnx, batch=4), devices=devices, plan=str(tmp_path / "plan.json"))
+    assert at_four.plan.placements == plan.placements
 
 
 def test_models_with_a_fixed_batch_keep_it(devices, rng):

@@ -27,7 +27,8 @@ OPSETS = (11, 13, 17, 21)
 
 # building and running ONNX models ---------------------------------------------------
 
-def make_model(nodes, inputs, consts=None, outputs=("y",), opset=17, input_type=TensorProto.FLOAT, output_types=None):
+def make_model(nodes, inputs, consts=None, outputs=("y",), opset=17, input_type=TensorProto.FLOAT,
+               output_types=None):
     """An ONNX model: ``inputs`` {name: shape}, ``consts`` {name: array}
     as initializers, ``outputs`` of unspecified shape (float, unless
     ``output_types`` {name: TensorProto type} says otherwise)."""
@@ -405,7 +406,8 @@ ERRORS = {
     "conv_bad_auto_pad": (conv_model(auto_pad="SAME"), ["'conv1' (Conv)", "auto_pad"]),
     "maxpool_storage_order": (one_node("MaxPool", kernel_shape=[2, 2], storage_order=1),
                               ["'n1' (MaxPool)", "storage_order"]),
-    "maxpool_indices_used": (make_model([helper.make_node("MaxPool", ["x"], ["y", "i"], name="n1", kernel_shape=[2, 2])],
+    "maxpool_indices_used": (make_model([helper.make_node("MaxPool", ["x"], ["y", "i"], name="n1",
+                                                          kernel_shape=[2, 2])],
                                         {"x": (1, 3, 7, 7)}, outputs=("y", "i"),
                                         output_types={"i": TensorProto.INT64}),
                              ["'n1' (MaxPool)", "output 1"]),

@@ -39,6 +39,9 @@ def test_auto_plans_compute_what_one_device_computes(name, batch, devices, cache
         assert report.plan_time <= 1.02 * report.best_single
         assert set(report.timed) and report.speedup >= 1 / 1.02
         assert "predicted" in report.table() and "efficiency" in report.table()
+        assert str(report) == report.table()  # was a dataclass repr
+        kernels = {layer.name for layer in session.model.layers if not layer.is_view}
+        assert set(report.layer_predicted) == kernels  # was empty after a fallback to one device
 
 
 def test_a_single_device_needs_no_calibration(devices, cache):
@@ -217,7 +220,24 @@ def test_calibrate_command_shows_progress(devices, cache, capsys):
     assert main(["calibrate", "fcnn", "--devices", ";".join(d.id for d in devices)]) == 0
     captured = capsys.readouterr()
     assert "calibration stored in" in captured.out
-    assert "fcnn" in captured.err and "#" in captured.err
+    # no bar where stderr is not a terminal (it wrote carriage returns into logs): one line per model
+    assert "\r" not in captured.err and "fcnn: " in captured.err and "measured in" in captured.err
     assert list(cache.directory.glob("*.json"))
     key = device_key(devices[0])
     assert cache.load(key)["launch"] > 0
+    assert main(["calibrate", "fcnn", "--devices", ";".join(d.id for d in devices)]) == 0
+    assert "fcnn: calibrated already (from the cache)" in capsys.readouterr().err  # was "0 layer shapes measured"
+
+
+def test_the_progress_bar_follows_calibration():
+    import io
+
+    from tqdm import tqdm
+
+    from clnn.cli import _progress
+    shown = io.StringIO()
+    with tqdm(desc="fcnn", file=shown, disable=False) as bar:
+        step = _progress(bar)
+        step(1, 4, "launch opencl:portable:0")
+        step(3, 5, "layer opencl:portable:1 fc2")
+    assert bar.n == 3 and bar.total == 5 and "fcnn" in shown.getvalue() and "fc2" in shown.getvalue()

@@ -141,7 +141,9 @@ def test_plans_in_every_form(small_model, devices, tmp_path, rng):
 
 @pytest.mark.parametrize("make_plan, message", [
     (lambda n: [1.0] * (n + 1), "shares for"),
+    (lambda n: [], "gives 0 shares for"),
     (lambda n: [-1.0] * n, ">= 0"),
+    (lambda n: [0.5, 0.7] + [0.0] * (n - 2) if n >= 2 else [1.2], r"sum to 1, got \[.*\] \(sum 1.2\)"),
     (lambda n: "not-a-plan-file.json", "is none of these"),
     (lambda n: 3, "plan must be"),
 ])

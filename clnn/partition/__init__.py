@@ -46,6 +46,13 @@ class PartitionReport:
     def efficiency(self):
         return efficiency(self.single_times, self.plan_time)
 
+    def __str__(self):
+        return self.table()
+
+    def __repr__(self):
+        return (f"PartitionReport(plan {self.plan_time * 1e3:.3f} ms, best single {self.best_single * 1e3:.3f} ms, "
+                f"speedup {self.speedup:.2f}x{', fallback' if self.fallback else ''})")
+
     def table(self):
         lines = [f"plan: measured {self.plan_time * 1e3:.3f} ms, predicted {self.predicted_time * 1e3:.3f} ms; "
                  f"best single device {self.best_single * 1e3:.3f} ms; speedup {self.speedup:.2f}x; "
@@ -81,7 +88,7 @@ def auto_plan(model, devices, grouping=None, memory=None, cache=None, progress=N
     if _splits(planned[0][1]):
         planned.append(("planned without splits", *Planner(model, devices, calibration, splits=False).best()))
     timed = [d for d in devices if predicted_single[d.id] <= TIME_SINGLES_WITHIN * best_predicted]
-    singles = [(d.id, Plan.single(model, d), predicted_single[d.id], {}) for d in timed]
+    singles = [(d.id, Plan.single(model, d), predicted_single[d.id], planner.single_layers(d.id)) for d in timed]
     everything = singles + planned
     executors = [Executor(model, plan, devices, grouping, memory) for _, plan, _, _ in everything]
     feeds = random_feeds(model)

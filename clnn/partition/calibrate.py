@@ -87,7 +87,7 @@ def calibrate(model, devices, grouping=None, memory=None, cache=None, progress=N
         cache.save(_link_key(by_id[a], by_id[b], grouping, memory), record)
     links = {pair: Link(r["latency"], r["per_byte"]) for pair, r in link_records.items()}
     for d in devices:  # the host side: inputs in and outputs out of a discrete device's memory
-        half = min((links[(d.id, o.id)] for o in devices if o.id != d.id), key=lambda l: l.per_byte,
+        half = min((links[(d.id, o.id)] for o in devices if o.id != d.id), key=lambda link: link.per_byte,
                    default=Link(0.0, 0.0))
         unified = d.unified_memory if memory in (None, "auto") else memory == "unified"
         side = Link(0.0, 0.0) if unified else Link(half.latency / 2, half.per_byte / 2)

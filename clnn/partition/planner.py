@@ -225,7 +225,16 @@ class Planner:
     def single(self, device_id):
         """Predicted seconds of the whole model on one device."""
         placed = {layer.name: Placement.whole(device_id) for step in self.steps for layer in step}
-        return sum(self.step_time(step, placed, placed) for step in self.steps) + self.finish_time(placed)
+        return sum(self.single_layers(device_id).values()) + self.finish_time(placed)
+
+    def single_layers(self, device_id):
+        """{layer: predicted seconds of its step} on one device."""
+        placed = {layer.name: Placement.whole(device_id) for step in self.steps for layer in step}
+        found = {}
+        for step in self.steps:
+            seconds = self.step_time(step, placed, placed)
+            found.update({layer.name: seconds for layer in step})
+        return found
 
 
 def efficiency(single_times, plan_time):
