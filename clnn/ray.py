@@ -101,12 +101,10 @@ class _Runner:
         return value
 
     def run(self, feeds):
-        """{output name: array} for ``feeds`` ({input name: float32 rows}, one
-        row count), in chunks of the session's batch, the last one padded."""
-        counts = {len(v) for v in feeds.values()}
-        if len(counts) > 1:
-            raise InputError(f"the inputs' row counts differ ({ {k: len(v) for k, v in feeds.items()} })")
-        (total,) = counts
+        """{output name: array} for ``feeds`` ({input name: float32 rows}, as
+        many for every input), in chunks of the session's batch, the last one
+        padded."""
+        total = len(next(iter(feeds.values())))
         pieces = {name: [] for name in self.outputs}
         for start in range(0, total, self.batch):
             rows = min(self.batch, total - start)

@@ -5,8 +5,9 @@ something to do) flow through a preprocessing step (uint8 pixels to float32
 in [0, 1]) and then through ``--actors`` clnn sessions, one per Ray actor,
 ``--batch-size`` digits per session run. The script prints the accuracy and
 the throughput. Without ``--address`` it starts a local Ray instance on this
-machine; with one it joins that cluster (clnn must be installed on every
-node). Needs the ray extra: pip install '.[pocl,ray]'.
+machine, whose cores the actors share; with one it joins that cluster (clnn
+must be installed on every node, where one actor per node is usually best).
+Needs the ray extra: pip install '.[pocl,ray]'.
 
     python examples/ray_digits.py --actors 2 --repeat 20
 """
