@@ -171,14 +171,14 @@ class Predictor:
                 raise InputError(f"column {column!r} (model input {name!r}) is missing; the batch has "
                                  f"{sorted(batch)}")
             feeds[name] = self._runner.rows(name, batch[column], f"column {column!r}")
-        outputs = self._runner.run(feeds)
         dropped = set() if self._keep_input else set(self._inputs.values())
         result = {k: v for k, v in batch.items() if k not in dropped}
         for name, column in self._outputs.items():
             if column in result:
                 raise InputError(f"output column {column!r} (model output {name!r}) is already a column of the "
                                  f"batch: name it otherwise with output_columns")
-            result[column] = outputs[name]
+        outputs = self._runner.run(feeds)
+        result.update({column: outputs[name] for name, column in self._outputs.items()})
         return result
 
 
