@@ -28,7 +28,7 @@ FLOORS = [
     ("execution", {"clnn.storage", "clnn.plan", "clnn.schedule", "clnn.executor"}),
     ("partition", {"clnn.partition"}),
     ("session", {"clnn.session", "clnn.session_options"}),
-    ("tools", {"clnn.bench", "clnn.microbench", "clnn.cli", "clnn.__main__"}),
+    ("tools", {"clnn.bench", "clnn.microbench", "clnn.cli", "clnn.__main__", "clnn.ray"}),
     ("package", {"clnn"}),
 ]
 

@@ -35,10 +35,14 @@ def device_key(device):
 _UNSAVED = {}
 
 
+def cache_dir():
+    """clnn's cache folder: CLNN_CACHE_DIR, else the user cache directory."""
+    return Path(os.environ.get("CLNN_CACHE_DIR") or platformdirs.user_cache_dir("clnn"))
+
+
 class CalibrationCache:
     def __init__(self, directory=None):
-        directory = directory or os.environ.get("CLNN_CACHE_DIR") or platformdirs.user_cache_dir("clnn")
-        self.directory = Path(directory) / "calibration"
+        self.directory = Path(directory or cache_dir()) / "calibration"
 
     def _path(self, key):
         return self.directory / (hashlib.sha1(key.encode()).hexdigest()[:20] + ".json")
