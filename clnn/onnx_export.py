@@ -13,10 +13,11 @@ clnn computes (a per-channel value of a 4-D tensor is (C, 1, 1)).
 import numpy as np
 
 from .errors import ModelError
-from .onnx_common import OPSETS, require_onnx
+from .onnx_common import require_onnx
 from .version import __version__
 
 DEFAULT_OPSET = 17
+OPSETS = range(11, 22)   # written; clnn reads newer ones too (onnx_import)
 ACTIVATIONS = {"relu": "Relu", "leaky_relu": "LeakyRelu", "clip": "Clip", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 

@@ -14,13 +14,15 @@ their op modules (clnn.ops.registry); the ones here make no layer.
 """
 
 import os
+import re
 
 import numpy as np
 
 from .box import MAX_RANK
 from .errors import ModelError
 from .model import Model
-from .onnx_common import DEFAULT_DOMAINS, OPSETS, require_onnx
+from .onnx_common import DEFAULT_DOMAINS, OLDEST_OPSET, REVIEWED_OPSET, require_onnx
+from .onnx_fold import fold
 from .onnx_types import check_types
 from .ops import Activation, Layer, registry
 
@@ -33,7 +35,7 @@ def load(model, batch=1, fuse=True):
     if not isinstance(batch, (int, np.integer)) or batch < 1:
         raise ModelError(f"batch must be a positive integer, got {batch!r}")
     proto = _read(onnx, model)
-    check_types(onnx, proto, _opset(proto))
+    check_types(onnx, proto, _opset(onnx, proto))
     return _Importer(onnx, proto, int(batch)).build(fuse)
 
 
@@ -64,14 +66,22 @@ def _parse(read, what):
         raise ModelError(f"cannot read an ONNX model from {what}: {exc}") from exc
 
 
-def _opset(proto):
+def _opset(onnx, proto):
+    """The model's ai.onnx opset: 11 up to the newest the installed onnx defines."""
     versions = [o.version for o in proto.opset_import if o.domain in DEFAULT_DOMAINS]
     if not versions:
         raise ModelError("the model imports no ai.onnx opset")
-    if max(versions) not in OPSETS:
-        raise ModelError(f"opset {max(versions)} is not supported; clnn reads ai.onnx opsets "
-                         f"{OPSETS.start} to {OPSETS.stop - 1}")
+    newest = onnx.defs.onnx_opset_version()
+    if not OLDEST_OPSET <= max(versions) <= newest:
+        raise ModelError(f"opset {max(versions)} is not supported; clnn reads ai.onnx opsets {OLDEST_OPSET} to "
+                         f"{newest} (the newest that the installed onnx {onnx.__version__} defines)")
     return max(versions)
+
+
+def _layer_reason(text, layer):
+    """A layer's error message less its naming of the layer ("Conv node 'y': "),
+    which the importer's prefix naming the node and op replaces."""
+    return re.sub(rf"^(\w+ )?(node|layer) {re.escape(repr(layer))}:? ", "", text)
 
 
 class _Node:
@@ -183,12 +193,15 @@ def _first_dim_name(info):
 class _Importer:
     def __init__(self, onnx, proto, batch):
         self.onnx = onnx
-        self.proto = proto
-        self.graph = proto.graph
-        self.opset = _opset(proto)
+        self.opset = _opset(onnx, proto)
         self.batch = batch
-        self.inputs = {}        # graph input name -> shape
         self.symbolic = {}      # graph input name -> its batch dimension's name (None: unnamed)
+        initialized = {t.name for t in proto.graph.initializer}
+        # graph input name -> shape, the batch fed in place of a symbolic one
+        self.inputs = {i.name: self._input_shape(i) for i in proto.graph.input if i.name not in initialized}
+        # shape subgraphs (Shape, Gather, Concat, ... of static shapes) become constants
+        self.proto = fold(proto, self.inputs)
+        self.graph = self.proto.graph
         self.constants = {}     # name -> numpy value (initializers, Constant nodes)
         self.alias = {}         # Identity/Dropout output -> the tensor it names
         self.dims = {}          # clnn tensor -> shape as ONNX sees it
@@ -206,7 +219,6 @@ class _Importer:
     def build(self, fuse=True):
         for tensor in self.graph.initializer:
             self.constants[tensor.name] = self.array(tensor, f"initializer {tensor.name!r}")
-        self.inputs = {i.name: self._input_shape(i) for i in self.graph.input if i.name not in self.constants}
         self.dims.update(self.inputs)
         for node in self.graph.node:
             self._convert(node)
@@ -260,6 +272,7 @@ class _Importer:
         convert = self.converters.get(node.op)
         if convert is None:
             node.fail(f"op type {node.op!r} is not supported; supported: {', '.join(sorted(self.converters))}")
+        self._check_version(node)
         if not proto.output or not proto.output[0]:
             node.fail("it has no output")
         for name in proto.output:
@@ -277,7 +290,13 @@ class _Importer:
         except (ValueError, TypeError) as exc:   # ModelError from the layers included
             if str(exc).startswith(node.prefix):
                 raise
-            raise ModelError(f"{node.prefix}: {exc}") from exc
+            raise ModelError(f"{node.prefix}: {_layer_reason(str(exc), node.out)}") from exc
+
+    def _check_version(self, node):
+        """The node's op at the model's opset is a version clnn follows."""
+        since = self.onnx.defs.get_schema(node.op, self.opset, "").since_version
+        if since > REVIEWED_OPSET:
+            node.fail(f"{node.op} changed in opset {since}; clnn follows its changes up to opset {REVIEWED_OPSET}")
 
     def _add(self, layer):
         self.dims[layer.name] = layer.bind([self.dims[t] for t in layer.inputs])

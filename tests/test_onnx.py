@@ -22,7 +22,8 @@ from clnn.ops import LRN, Activation, Binary, Concat, Conv2d, Dense, Pool, Resha
 from helpers import rand, rel_err
 
 TOL = 1e-4
-OPSETS = (11, 13, 17, 21)
+NEWEST = onnx.defs.onnx_opset_version()
+OPSETS = (11, 13, 17, 21, min(25, NEWEST))   # onnxruntime 1.30 (the GPU machine's) runs opset 25
 
 
 # building and running ONNX models ---------------------------------------------------
@@ -251,6 +252,7 @@ CASES = {
     "clip_min": clip(0.0, None),
     "clip_max": clip(None, 0.3),
     "clip_none": clip(None, None),
+    "clip_min_above_max": clip(0.7, -0.5),     # every value becomes the max
     "maxpool_ceil_pads": one_op("MaxPool", (3, 4, 13, 13), attrs=dict(kernel_shape=[3, 3], strides=[2, 2],
                                                                      pads=[1, 1, 1, 1], ceil_mode=1)),
     "maxpool_dilated": one_op("MaxPool", (1, 2, 9, 13), attrs=dict(kernel_shape=[3, 2], pads=[1, 1, 1, 0],
@@ -297,7 +299,8 @@ CASES = {
 # cases run in every opset of OPSETS; the others in opset 17
 CASE_OPSETS = {
     **{name: OPSETS for name in ("conv_pads_strides", "gemm_transB1_alpha_beta", "const_sub_tensor", "clip_min_max",
-                                 "clip_min", "maxpool_ceil_pads", "avgpool_include_pad", "batchnorm_after_conv",
+                                 "clip_min", "clip_min_above_max", "maxpool_ceil_pads", "avgpool_include_pad",
+                                 "batchnorm_after_conv",
                                  "softmax_2d", "softmax_2d_default", "softmax_hw1", "flatten",
                                  "reshape_zero_minus_one", "dropout", "identity", "residual_graph")},
     "softmax_4d_channels": (13, 17, 21),
@@ -387,6 +390,11 @@ def conv_model(consts=None, **kw):
                     name="conv1", **kw)
 
 
+def with_opset(proto, version):
+    proto.opset_import[0].version = version
+    return proto
+
+
 def without_opsets(proto):
     del proto.opset_import[:]
     return proto
@@ -430,14 +438,16 @@ ERRORS = {
     "gemm_b_not_constant": (one_node("Gemm", ("x", "b"), shapes={"x": (1, 4), "b": (4, 3)}),
                             ["'n1' (Gemm)", "'b'", "constant"]),
     "dropout_mask_used": (one_node("Dropout", outputs=("y", "mask")), ["'n1' (Dropout)", "mask"]),
-    "both_constants": (one_node("Add", ("a", "a"), {"a": ONES}), ["'n1' (Add)", "constants"]),
+    "both_constants": (one_node("Add", ("a", "a"), {"a": ONES}), ["graph output 'y' is a constant"]),  # folded
     "broadcast_both_ways": (one_node("Mul", ("x", "z"), shapes={"x": (3, 1), "z": (1, 4)}),
                             ["'n1' (Mul)", "broadcast"]),
     "undefined_tensor": (one_node("Relu", ("nowhere",)), ["'n1' (Relu)", "'nowhere'"]),
     "unnamed_node": (one_node("Tile", name="", outputs=("tiled",)), ["'tiled' (Tile)"]),
     "output_not_produced": (make_model([node("Relu", ["x"])], {"x": (1, 3)}, outputs=("z",)), ["'z'", "no node"]),
     "opset10": (conv_model(opset=10), ["opset 10"]),
-    "opset22": (conv_model(opset=22), ["opset 22"]),
+    "opset_newer_than_onnx": (with_opset(conv_model(), NEWEST + 1), [f"opset {NEWEST + 1}", f"11 to {NEWEST}"]),
+    "layer_error_names_node_once": (one_node("Add", ("x", "c"), {"c": np.ones(5, np.float32)}, name="sum"),
+                                    ["node 'sum' (Add): cannot broadcast"]),
     "no_default_opset": (without_opsets(one_node("Relu")), ["no ai.onnx opset"]),
     "int64_input": (conv_model(input_type=TensorProto.INT64), ["'x'", "tensor(int64)"]),
     "int64_input_well_typed": (one_node("Cast", input_type=TensorProto.INT64, to=TensorProto.FLOAT),
@@ -455,6 +465,15 @@ def test_import_errors(name):
         clnn.load(proto.SerializeToString())
     for text in expected:
         assert text in str(caught.value)
+    assert str(caught.value).count("node ") <= 1, "the node is named once"
+
+
+def test_ops_changed_after_the_reviewed_opset_are_refused(monkeypatch):
+    """An op whose schema changed after the newest opset clnn was checked
+    against is refused by name (Conv changed in 22)."""
+    monkeypatch.setattr(clnn.onnx_import, "REVIEWED_OPSET", 21)
+    with pytest.raises(clnn.ModelError, match=r"'conv1' \(Conv\): Conv changed in opset 22"):
+        clnn.load(conv_model(opset=22).SerializeToString())
 
 
 @pytest.mark.parametrize("source,message", [

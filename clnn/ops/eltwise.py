@@ -252,7 +252,8 @@ def _clip(node):
         if value.size != 1:
             node.fail(f"bounds must be scalars, got shape {list(value.shape)}")
         bounds.append(float(value.reshape(-1)[0]))
-    return Activation(node.out, node.tensor(0), ("clip", *bounds))
+    low, high = min(bounds), bounds[1]     # a min above the max clips everything to the max
+    return Activation(node.out, node.tensor(0), ("clip", low, high))
 
 
 def _batch_norm(node):

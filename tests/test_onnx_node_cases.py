@@ -1,0 +1,210 @@
+"""The onnx package's own node tests (onnx.backend.test) run through clnn.
+
+Every case whose nodes are all ops that clnn supports is loaded with
+clnn.load, after onnx_fold, and run on one device; its outputs must match the
+case's expected outputs as onnx's runner compares them (dtype, then
+assert_allclose with the case's rtol and atol). A case clnn cannot run is
+either EXCLUDED (never meant to run, with the reason) or NOT_YET (to be
+emptied as layers land): a NOT_YET case must still be refused with a
+ModelError (never a crash or a wrong answer), and one that starts passing
+fails until it is taken off the list.
+
+clnn reads weights, shapes and bounds as constants: the graph inputs that a
+node reads at such a position (CONSTANT_INPUTS), and every integer or boolean
+input, become initializers holding the case's data.
+"""
+
+import functools
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import clnn
+from clnn.onnx_fold import fold
+from clnn.onnx_import import converters
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def supported_ops():
+    """The ai.onnx op types that clnn claims to import."""
+    return set(converters())
+
+
+# the inputs clnn reads as constants, by op: weights, bias, statistics, bounds, shapes
+CONSTANT_INPUTS = {
+    "Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,), "BatchNormalization": (1, 2, 3, 4), "Clip": (1, 2),
+    "Reshape": (1,), "Dropout": (1, 2),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def node_cases():
+    """{name: (model, [(inputs, outputs)], rtol, atol)} of every node test of
+    the installed onnx: generated in memory by newer onnx versions, read from
+    onnx/backend/test/data/node by older ones."""
+    from onnx.backend.test.loader import load_model_tests
+    with np.errstate(all="ignore"):
+        loaded = load_model_tests(kind="node")
+    cases = {}
+    for case in loaded:
+        if case.model is not None:
+            model, data = case.model, [(list(i), list(o)) for i, o in case.data_sets]
+        else:
+            model, data = _read_case(case.model_dir)
+        cases[case.name] = (model, data, case.rtol, case.atol)
+    return cases
+
+
+def _read_case(directory):
+    def tensors(folder, prefix):
+        names = sorted((f for f in os.listdir(folder) if f.startswith(prefix)),
+                       key=lambda f: int(f[len(prefix):-3]))
+        return [numpy_helper.to_array(onnx.load_tensor(os.path.join(folder, f))) for f in names]
+    data = [(tensors(os.path.join(directory, d), "input_"), tensors(os.path.join(directory, d), "output_"))
+            for d in sorted(os.listdir(directory)) if d.startswith("test_data_set_")]
+    return onnx.load(os.path.join(directory, "model.onnx")), data
+
+
+def op_types(graph):
+    """(domain, op type) of every node of ``graph`` and its subgraphs."""
+    found = set()
+    for node in graph.node:
+        found.add((node.domain if node.domain not in DEFAULT_DOMAINS else "", node.op_type))
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                found |= op_types(sub)
+    return found
+
+
+def unsupported(model, supported):
+    return sorted(f"{d}.{op}" if d else op for d, op in op_types(model.graph) if d or op not in supported)
+
+
+def with_constants(model, inputs):
+    """``model`` with the graph inputs that clnn reads as constants turned
+    into initializers of the case's data; the remaining feeds."""
+    values = {info.name: value for info, value in zip(model.graph.input, inputs)}
+    frozen = {name for name, value in values.items() if isinstance(value, np.ndarray) and value.dtype.kind in "biu"}
+    for node in model.graph.node:
+        frozen.update(node.input[i] for i in CONSTANT_INPUTS.get(node.op_type, ()) if i < len(node.input))
+    frozen &= set(values)
+    if not frozen:
+        return model, values
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    kept = [info for info in model.graph.input if info.name not in frozen]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    model.graph.initializer.extend(numpy_helper.from_array(values[n], n) for n in sorted(frozen))
+    return model, {n: v for n, v in values.items() if n not in frozen}
+
+
+def run_case(name, device):
+    """Load and run case ``name`` on ``device``; assert its outputs match."""
+    model, data, rtol, atol = node_cases()[name]
+    for inputs, expected in data:
+        proto, feeds = with_constants(model, inputs)
+        proto = fold(proto, {n: v.shape for n, v in feeds.items() if isinstance(v, np.ndarray)})
+        session = clnn.InferenceSession(clnn.load(proto), devices=[device], plan=[1.0])
+        outputs = session.run(None, feeds)
+        assert len(outputs) == len(expected)
+        for actual, wanted in zip(outputs, expected):
+            wanted = np.asarray(wanted)
+            assert actual.dtype == wanted.dtype
+            np.testing.assert_allclose(actual, wanted, rtol=rtol, atol=atol)
+
+
+def _reasons(groups):
+    """{case name: reason} from {reason: "names separated by blanks"}."""
+    return {name: reason for reason, names in groups.items() for name in names.split()}
+
+
+# Cases of supported ops that clnn is not meant to run, by reason ---------------------------
+EXCLUDED = _reasons({
+    # clnn computes float32 tensors only
+    "integer arithmetic": """
+        test_add_int8 test_add_int16 test_add_uint8 test_add_uint16 test_add_uint32 test_add_uint64
+        test_sub_int8 test_sub_int16 test_sub_uint8 test_sub_uint16 test_sub_uint32 test_sub_uint64
+        test_mul_int8 test_mul_int16 test_mul_uint8 test_mul_uint16 test_mul_uint32 test_mul_uint64
+        test_div_int8 test_div_int16 test_div_int32_trunc test_div_uint8 test_div_uint16 test_div_uint32
+        test_div_uint64 test_clip_default_int8_inbounds test_clip_default_int8_inbounds_expanded
+        test_clip_default_int8_max test_clip_default_int8_min test_maxpool_2d_uint8""",
+    # inference only
+    "training mode": """
+        test_batchnorm_epsilon_training_mode test_batchnorm_example_training_mode test_training_dropout
+        test_training_dropout_default test_training_dropout_default_mask test_training_dropout_mask
+        test_training_dropout_zero_ratio test_training_dropout_zero_ratio_mask""",
+    # Dropout's mask, MaxPool's indices (storage_order orders only those)
+    "optional outputs clnn does not compute": """
+        test_dropout_default_mask test_dropout_default_mask_ratio test_maxpool_with_argmax_2d_precomputed_pads
+        test_maxpool_with_argmax_2d_precomputed_strides""",
+    "sequence and optional inputs": "test_identity_opt test_identity_sequence",
+    # clnn computes outputs from inputs; a graph of constants is folded away
+    "a graph without inputs": "test_constant",
+})
+
+# Cases of supported ops that clnn refuses today (with a ModelError) and should run
+# once the layers land. Take a case off when it passes: its xfail is strict.
+NOT_YET = _reasons({
+    "broadcasting and 1-D or 3-D windows": """
+        test_add_bcast test_sub_bcast test_mul_bcast test_div_bcast
+        test_concat_1d_axis_0 test_concat_1d_axis_negative_1 test_averagepool_1d_default test_maxpool_1d_default
+        test_averagepool_3d_default test_averagepool_3d_dilations_small
+        test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False
+        test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True
+        test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False
+        test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True
+        test_maxpool_3d_default test_maxpool_3d_dilations test_maxpool_3d_dilations_use_ref_impl
+        test_maxpool_3d_dilations_use_ref_impl_large""",
+    "axes other than the channel axis": """
+        test_concat_2d_axis_0 test_concat_2d_axis_negative_2 test_concat_3d_axis_0 test_concat_3d_axis_2
+        test_concat_3d_axis_negative_1 test_concat_3d_axis_negative_3 test_flatten_axis0 test_flatten_axis2
+        test_flatten_axis3 test_flatten_negative_axis1 test_flatten_negative_axis2 test_flatten_negative_axis4
+        test_softmax_axis_0 test_softmax_axis_2 test_softmax_default_axis test_softmax_negative_axis""",
+    "batched and 1-D MatMul": """
+        test_matmul_1d_1d test_matmul_1d_3d test_matmul_3d test_matmul_4d test_matmul_4d_1d test_matmul_bcast""",
+    "Gemm's transA and a full C": "test_gemm_all_attributes test_gemm_transposeA test_gemm_default_matrix_bias",
+    "Reshape's allowzero with a 0": "test_reshape_allowzero_reordered",
+    "AveragePool's dilations": "test_averagepool_2d_dilations",
+})
+
+
+def selected():
+    supported = supported_ops()
+    return sorted(name for name, (model, *_) in node_cases().items() if not unsupported(model, supported))
+
+
+def params():
+    """The selected cases, with their exclusion or expected failure."""
+    found = []
+    for name in selected():
+        if name in EXCLUDED:
+            found.append(pytest.param(name, marks=pytest.mark.skip(reason=EXCLUDED[name])))
+        elif name in NOT_YET:
+            found.append(pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=clnn.ModelError,
+                                                                  reason=NOT_YET[name])))
+        else:
+            found.append(name)
+    return found
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        # tox -e oclgrind runs only the tests marked oclgrind: spare it generating the cases
+        only_oclgrind = metafunc.config.getoption("markexpr") == "oclgrind"
+        metafunc.parametrize("case", [] if only_oclgrind else params())
+
+
+def test_node_case(case, devices):
+    run_case(case, devices[0])
+
+
+def test_lists_name_selected_cases():
+    """EXCLUDED and NOT_YET name only cases that the harness selects, each once."""
+    chosen = set(selected())
+    assert not set(EXCLUDED) - chosen, sorted(set(EXCLUDED) - chosen)
+    assert not set(NOT_YET) - chosen, sorted(set(NOT_YET) - chosen)
+    assert not set(EXCLUDED) & set(NOT_YET)
