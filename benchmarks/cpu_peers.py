@@ -91,7 +91,7 @@ def available(systems):
 def speed_rows(cases, systems, args, host):
     rows = []
     for name, batch, path in cases:
-        x = pc.input_for(path)
+        x = pc.input_for(pc.input_shape(path))
         runs, outputs, errors = {}, {}, {}
         for system in systems:
             try:
@@ -146,9 +146,11 @@ def speed_markdown(rows):
 
 
 # memory --------------------------------------------------------------------------------
-def child_main(system, path, batch, runs, devices):
+def child_main(system, path, batch, runs, shape, devices):
     """In a fresh process: load the library, build a session for ``path``
-    (or nothing where path is '-'), run it; print the memory on the last line.
+    (or nothing where path is '-') and run it on an input of ``shape`` (given,
+    so that reading it from the file costs no memory here); print the memory
+    on the last line.
     The peak is the kernel's VmHWM of this process image: ru_maxrss would
     carry the parent's peak over fork and exec."""
     def status_mb(key):
@@ -160,7 +162,7 @@ def child_main(system, path, batch, runs, devices):
     open_library(system, devices)
     found["rss_library_mb"] = status_mb("VmRSS")
     if path != "-":
-        x = pc.input_for(path)
+        x = pc.input_for(shape)
         run = runner(system, path, int(batch), devices)
         found["rss_built_mb"] = status_mb("VmRSS")
         for _ in range(runs):
@@ -171,7 +173,8 @@ def child_main(system, path, batch, runs, devices):
 
 
 def child(system, path, batch, args):
-    command = [sys.executable, __file__, "--child", system, str(path), str(batch), str(args.memory_runs),
+    shape = "x".join(map(str, pc.input_shape(path))) if path != "-" else "0"
+    command = [sys.executable, __file__, "--child", system, str(path), str(batch), str(args.memory_runs), shape,
                "--devices", args.devices]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -243,15 +246,15 @@ def parse(argv):
     p.add_argument("--memory-output", default=str(RESULTS / "memory"))
     p.add_argument("--memory-runs", type=int, default=3)
     p.add_argument("--workdir", help="where the ONNX files go (default: a temporary folder)")
-    p.add_argument("--child", nargs=4, metavar=("SYSTEM", "PATH", "BATCH", "RUNS"), help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=5, metavar=("SYSTEM", "PATH", "BATCH", "RUNS", "SHAPE"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse(argv)
     if args.child:
-        system, path, batch, runs = args.child
-        return child_main(system, path, batch, int(runs), args.devices)
+        system, path, batch, runs, shape = args.child
+        return child_main(system, path, batch, int(runs), tuple(map(int, shape.split("x"))), args.devices)
     systems = available([s for s in args.systems.split(",") if s])
     batches = [int(b) for b in args.batches.split(",")]
     host = pc.machine_info()

@@ -92,7 +92,7 @@ def case_rows(name, batch, args):
     errors, runs, outputs, setup = {}, {}, {}, {}
     try:
         path = onnx_file(name, batch, args.workdir)
-        x = pc.input_for(path)
+        x = pc.input_for(pc.input_shape(path))
     except Exception as exc:  # no torch for a torchvision model, an export that failed
         return [dict(system=s, ms=None, error=pc.error_text(exc)) for s in args.systems]
     extra_calls = {}

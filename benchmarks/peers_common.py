@@ -90,11 +90,16 @@ def export_torchvision(name, directory, seed=0):
     return path
 
 
-def input_for(path, seed=0):
-    """A seeded standard-normal float32 input of the ONNX file's first input's shape."""
+def input_shape(path):
+    """The shape of an ONNX file's first input (reads the whole file: call it
+    where the file's weights in memory do not matter)."""
     import onnx
     dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    shape = [d.dim_value for d in dims]
+    return tuple(d.dim_value for d in dims)
+
+
+def input_for(shape, seed=0):
+    """A seeded standard-normal float32 input (the same for every system)."""
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
