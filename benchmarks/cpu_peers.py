@@ -114,8 +114,7 @@ def speed_rows(cases, systems, args, host):
             if system in errors:
                 row["error"] = errors[system]
             row["host"] = host
-            rows.append(row)
-            print(json.dumps({k: v for k, v in row.items() if k != "host"}), flush=True)
+            pc.record(args.output + ".json", row, rows)
     return rows
 
 
@@ -195,8 +194,7 @@ def memory_rows(cases, systems, args, host):
             except Exception as exc:
                 row.update(peak_rss_mb=None, delta_mb=None, error=pc.error_text(exc))
             row["host"] = host
-            rows.append(row)
-            print(json.dumps({k: v for k, v in row.items() if k != "host"}), flush=True)
+            pc.record(args.memory_output + ".json", row, rows)
     return rows
 
 
@@ -239,7 +237,8 @@ def parse(argv):
     p.add_argument("--runs", type=int, default=30, help="at most this many timed runs per system")
     p.add_argument("--min-runs", type=int, default=5)
     p.add_argument("--budget-s", type=float, default=4.0,
-                   help="seconds of timed runs per system and case, once --min-runs are done")
+                   help="seconds per system and case (wall time) after which, once --min-runs are done, "
+                        "no new round starts")
     p.add_argument("--machine", default="dev", help="recorded in every row, e.g. dev or gpu")
     p.add_argument("--output", default=str(RESULTS / "cpu-peers"), help="speed results: OUTPUT.json, OUTPUT.md")
     p.add_argument("--memory", action="store_true", help="measure peak RSS instead of speed")
@@ -265,12 +264,13 @@ def main(argv=None):
         exported = [f"{n}={pc.export_torchvision(n, workdir)}" for n in args.torchvision.split(",") if n]
         cases += pc.onnx_cases(args.onnx + exported, batches, workdir)
         if args.memory:
-            rows = pc.merge_rows(args.memory_output + ".json", memory_rows(cases, systems, args, host))
+            memory_rows(cases, systems, args, host)
+            rows = pc.read_rows(args.memory_output + ".json")
             Path(args.memory_output + ".md").write_text(memory_markdown(rows))
             print(memory_markdown(rows))
             return 0
         new = speed_rows(cases, systems, args, host)
-    rows = pc.merge_rows(args.output + ".json", new)
+    rows = pc.read_rows(args.output + ".json")
     Path(args.output + ".md").write_text(speed_markdown(rows))
     print(speed_markdown(rows))
     disagree = [r for r in new if r.get("relerr") is not None and r["relerr"] > pc.AGREEMENT]

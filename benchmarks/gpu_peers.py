@@ -27,7 +27,6 @@ Here, without torch or a GPU, --quick runs the non-torch paths on PoCL:
 """
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -163,7 +162,8 @@ def parse(argv):
     p.add_argument("--runs", type=int, default=100, help="at most this many timed runs per system")
     p.add_argument("--min-runs", type=int, default=5)
     p.add_argument("--budget-s", type=float, default=0.8,
-                   help="seconds of timed runs per system and case, once --min-runs are done")
+                   help="seconds per system and case (wall time) after which, once --min-runs are done, "
+                        "no new round starts")
     p.add_argument("--deadline-s", type=float, default=330,
                    help="cases not started by then get rows with the error 'skipped' (one call's limit)")
     p.add_argument("--machine", default="gpu")
@@ -194,10 +194,8 @@ def main(argv=None):
                     found = case_rows(name, batch, args)
                 for row in found:
                     row = {"machine": args.machine, "model": name, "batch": batch, **row, "host": host}
-                    rows.append(row)
-                    print(json.dumps({k: v for k, v in row.items() if k != "host"}), flush=True)
-    merged = pc.merge_rows(args.output + ".json", rows)
-    text = markdown_text(merged)
+                    pc.record(args.output + ".json", row, rows)
+    text = markdown_text(pc.read_rows(args.output + ".json"))
     Path(args.output + ".md").write_text(text)
     print(text)
     print(f"{time.perf_counter() - started:.0f} s in all")

@@ -126,7 +126,7 @@ def error_text(exc):
 
 
 # timing ------------------------------------------------------------------------------
-def settle(window_s=0.01, busy=0.1, limit_s=1.0):
+def settle(window_s=0.01, busy=0.1, limit_s=0.2):
     """Wait until this process's threads are idle: after a run, onnxruntime's
     pool spins for tens of milliseconds on every core, which would slow
     whichever system runs next. Returns once a window of ``window_s`` used
@@ -143,22 +143,21 @@ def interleaved(calls, warmup=2, min_runs=5, max_runs=50, budget_s=10.0):
     """{name: [seconds of each run]} for {name: call}. After ``warmup`` calls
     each, the calls take turns (A, B, C, A, B, C, ...) so that a drift of the
     machine biases none of them, each starting once the one before has
-    settled; rounds stop after ``max_runs``, or once ``budget_s`` (of timed
-    runs) is spent and ``min_runs`` rounds are done."""
+    settled; rounds stop after ``max_runs``, or once ``budget_s`` seconds
+    have passed since the warm-up and ``min_runs`` rounds are done."""
     for call in calls.values():
         for _ in range(warmup):
             call()
     samples = {name: [] for name in calls}
-    spent = 0.0
+    deadline = time.perf_counter() + budget_s
     for round_ in range(max_runs):
-        if round_ >= min_runs and spent > budget_s:
+        if round_ >= min_runs and time.perf_counter() > deadline:
             break
         for name, call in calls.items():
             settle()
             started = time.perf_counter()
             call()
             samples[name].append(time.perf_counter() - started)
-            spent += samples[name][-1]
     return samples
 
 
@@ -184,18 +183,29 @@ def machine_info():
 ROW_KEY = ("machine", "model", "batch", "system")
 
 
+def read_rows(path):
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 def merge_rows(path, rows):
     """Write ``rows`` to the JSON list at ``path``: rows already there with the
     same machine, model, batch and system are replaced, all others kept (so
     the development machine's rows and the GPU machine's share one file, and
     a rerun of some models leaves the others). Returns all rows."""
-    path = Path(path)
-    kept = json.loads(path.read_text()) if path.exists() else []
     new = {tuple(r[k] for k in ROW_KEY) for r in rows}
-    merged = [r for r in kept if tuple(r.get(k) for k in ROW_KEY) not in new] + list(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(merged, indent=1) + "\n")
+    merged = [r for r in read_rows(path) if tuple(r.get(k) for k in ROW_KEY) not in new] + list(rows)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(merged, indent=1) + "\n")
     return merged
+
+
+def record(path, row, rows):
+    """Add ``row`` to ``rows``, print it and merge it into the JSON file at
+    ``path`` at once, so that a run cut short keeps what it measured."""
+    rows.append(row)
+    print(json.dumps({k: v for k, v in row.items() if k != "host"}), flush=True)
+    merge_rows(path, [row])
 
 
 def pick(rows, **match):
