@@ -4,7 +4,12 @@
 #   source .whl/gpu-env.sh && bash benchmarks/gpu_machine.sh devices tox ...
 # Stages: devices, tox (nvidia, mixed, cuda), microbench, tiles, coexec (CPU
 # only, GPU only and 50/50 per zoo model, with traces), auto (the zoo against
-# plan=auto), cuda (the zoo on CUDA beside NVIDIA's OpenCL).
+# plan=auto), cuda (the zoo on CUDA beside NVIDIA's OpenCL), gpu_peers (torch
+# cuDNN beside clnn on NVIDIA OpenCL and CUDA, about 6 minutes), cpu_peers
+# (clnn on PoCL beside onnxruntime and, where its wheel is carried, OpenVINO),
+# memory (peak RSS beside onnxruntime). The peer stages write $OUT/gpu-peers,
+# $OUT/cpu-peers and $OUT/memory (.json, .md), the last two merged with the
+# development machine's rows committed in benchmarks/results.
 set -uo pipefail
 OUT=${OUT:-/tmp/clnn-out}
 mkdir -p "$OUT"
@@ -54,6 +59,25 @@ stage_cuda() {
       python3 -m clnn bench "$model" --batch "$batch" --devices "nvidia;cuda" --runs 10 | sed -n '1,3p'
     done
   done
+}
+
+# torchvision's resnet50 and mobilenet_v2, exported once for every peer stage
+PEERS_ONNX=/tmp/peers-onnx
+TORCHVISION="--torchvision resnet50,mobilenet_v2"
+
+stage_gpu_peers() {
+  python3 benchmarks/gpu_peers.py --machine gpu --workdir "$PEERS_ONNX" --output "$OUT/gpu-peers"
+}
+
+stage_cpu_peers() {
+  cp benchmarks/results/cpu-peers.json "$OUT/cpu-peers.json"
+  python3 benchmarks/cpu_peers.py --machine gpu $TORCHVISION --workdir "$PEERS_ONNX" --output "$OUT/cpu-peers"
+}
+
+stage_memory() {
+  cp benchmarks/results/memory.json "$OUT/memory.json"
+  python3 benchmarks/cpu_peers.py --memory --machine gpu $TORCHVISION --workdir "$PEERS_ONNX" \
+    --memory-output "$OUT/memory"
 }
 
 for stage in "$@"; do
