@@ -13,6 +13,7 @@ producer, or gets a copy where it cannot). The layers' own converters live in
 their op modules (clnn.ops.registry); the ones here make no layer.
 """
 
+import collections
 import os
 import re
 
@@ -36,7 +37,9 @@ def load(model, batch=1, fuse=True):
         raise ModelError(f"batch must be a positive integer, got {batch!r}")
     proto = _read(onnx, model)
     check_types(onnx, proto, _opset(onnx, proto))
-    return _Importer(onnx, proto, int(batch)).build(fuse)
+    # a proto parsed here is clnn's to change: folded in place, its weights
+    # released as they are converted (a caller's is copied)
+    return _Importer(onnx, proto, int(batch), owned=proto is not model).build(fuse)
 
 
 def _read(onnx, model):
@@ -161,7 +164,7 @@ class _Node:
         if name not in self.importer.constants:
             self.fail(f"{what} ({name!r}) must be a constant (an initializer or a Constant node), "
                       "not a computed tensor")
-        return self.importer.constants[name]
+        return self.importer.value(name)
 
     def shape(self, tensor):
         """The shape of a clnn tensor as ONNX sees it."""
@@ -191,8 +194,9 @@ def _first_dim_name(info):
 
 
 class _Importer:
-    def __init__(self, onnx, proto, batch):
+    def __init__(self, onnx, proto, batch, owned=False):
         self.onnx = onnx
+        self.owned = owned
         self.opset = _opset(onnx, proto)
         self.batch = batch
         self.symbolic = {}      # graph input name -> its batch dimension's name (None: unnamed)
@@ -200,9 +204,15 @@ class _Importer:
         # graph input name -> shape, the batch fed in place of a symbolic one
         self.inputs = {i.name: self._input_shape(i) for i in proto.graph.input if i.name not in initialized}
         # shape subgraphs (Shape, Gather, Concat, ... of static shapes) become constants
-        self.proto = fold(proto, self.inputs)
+        self.proto = fold(proto, self.inputs, in_place=owned)
         self.graph = self.proto.graph
-        self.constants = {}     # name -> numpy value (initializers, Constant nodes)
+        # name -> numpy value (Constant nodes) or TensorProto (an initializer, read on first use)
+        self.constants = {t.name: t for t in self.graph.initializer}
+        self.initializer_names = set(self.constants)
+        # how many node inputs and graph outputs still read each tensor: a weight
+        # is let go once the layers reading it hold their own copies
+        self.readers = collections.Counter(name for node in self.graph.node for name in node.input if name)
+        self.readers.update(o.name for o in self.graph.output)
         self.alias = {}         # Identity/Dropout output -> the tensor it names
         self.dims = {}          # clnn tensor -> shape as ONNX sees it
         self.layers = []
@@ -216,9 +226,17 @@ class _Importer:
     def defined(self, name):
         return name in self.dims or name in self.constants or name in self.alias
 
+    def value(self, name):
+        """The numpy value of constant ``name``."""
+        value = self.constants[name]
+        if isinstance(value, self.onnx.TensorProto):
+            tensor, value = value, self.array(value, f"initializer {name!r}")
+            if self.owned:
+                tensor.ClearField("raw_data")  # the array holds the values now
+            self.constants[name] = value
+        return value
+
     def build(self, fuse=True):
-        for tensor in self.graph.initializer:
-            self.constants[tensor.name] = self.array(tensor, f"initializer {tensor.name!r}")
         self.dims.update(self.inputs)
         for node in self.graph.node:
             self._convert(node)
@@ -281,6 +299,7 @@ class _Importer:
         try:
             result = convert(node)
             node.check_all_read()
+            self._read_by(proto)
             if isinstance(result, Layer):
                 self._add(result)
             elif isinstance(result, np.ndarray):
@@ -291,6 +310,13 @@ class _Importer:
             if str(exc).startswith(node.prefix):
                 raise
             raise ModelError(f"{node.prefix}: {_layer_reason(str(exc), node.out)}") from exc
+
+    def _read_by(self, proto):
+        """Let go of the initializers that no node or output reads any more."""
+        for name in proto.input:
+            self.readers[name] -= 1
+            if self.readers[name] == 0 and name in self.initializer_names:
+                self.constants.pop(name, None)
 
     def _check_version(self, node):
         """The node's op at the model's opset is a version clnn follows."""

@@ -23,7 +23,7 @@ def run(model, feeds, plan, devices, grouping=None, memory=None, kind=None):
     device."""
     targets = {d.id: Target(kind, d.compute_units, d.local_mem_size, d.max_work_group_size)
                for d in devices} if kind else None
-    executor = Executor(model, plan, devices, grouping=grouping, memory=memory, targets=targets)
+    executor = Executor(model, plan, devices, grouping=grouping, memory=memory, targets=targets, share_memory=False)
     executor.poison()
     return executor.run(feeds)
 

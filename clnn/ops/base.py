@@ -20,6 +20,7 @@ import numpy as np
 
 from ..box import Box, to4d
 from ..errors import ModelError
+from ..host import page_aligned
 from ..sources import signature
 
 ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clip": 3, "sigmoid": 4, "tanh": 5}
@@ -240,7 +241,7 @@ class Layer:
         value = np.asarray(value, dtype=np.float32)
         if value.shape != current.shape:
             raise ModelError(f"layer {self.name!r}: {name} must have shape {current.shape}, got {value.shape}")
-        self._store(name, np.ascontiguousarray(value))
+        self._store(name, page_aligned(value))
 
     def _store(self, name, value):
         """Keep constant ``name`` (already checked); layers that hold it under
@@ -249,7 +250,7 @@ class Layer:
 
     def params(self, target):
         """The constants as the kernels for ``target`` want them laid out."""
-        return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.weights().items()}
+        return {k: page_aligned(v) for k, v in self.weights().items()}
 
     def reference(self, *inputs):
         """float64 numpy result for inputs of the storage shapes."""

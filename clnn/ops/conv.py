@@ -10,6 +10,7 @@ import numpy as np
 
 from ..box import Box
 from ..errors import ModelError
+from ..host import page_aligned
 from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
                    box_args, ceil_div, grid_launch, onnx_need_rank, onnx_window, pads4, pair)
 from .registry import OpEntry
@@ -70,12 +71,12 @@ def gemm_params(target, flat_weight, bias, table):
     """Weights (M, K) packed as the GEMM kernel for ``target`` reads them."""
     m = flat_weight.shape[0]
     if target.kind == "gpu":
-        packed = np.ascontiguousarray(flat_weight.T)
+        packed = page_aligned(flat_weight.T)
     else:
         mr = target.tuned("conv.cpu", CPU_BLOCKS)["MR"]
         panels = np.zeros((ceil_div(m, mr) * mr, flat_weight.shape[1]), np.float32)
         panels[:m] = flat_weight
-        packed = np.ascontiguousarray(panels.reshape(-1, mr, flat_weight.shape[1]).transpose(0, 2, 1))
+        packed = page_aligned(panels.reshape(-1, mr, flat_weight.shape[1]).transpose(0, 2, 1))
     return {"w": packed, "bias": bias if bias is not None else np.zeros(1, np.float32), "ktab": table}
 
 
@@ -119,10 +120,10 @@ class Conv2d(Layer):
         """``inputs``: the input tensor, then optionally a tensor of the
         output's shape added before the activation (a fused residual)."""
         super().__init__(name, inputs)
-        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        self.weight = page_aligned(weight)
         if self.weight.ndim != 4:
             raise ModelError(f"Conv node {name!r}: weight must be 4-D (OIHW), got shape {self.weight.shape}")
-        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        self.bias = None if bias is None else page_aligned(np.reshape(bias, -1))
         if self.bias is not None and self.bias.shape[0] != self.weight.shape[0]:
             raise ModelError(f"Conv node {name!r}: {self.bias.shape[0]} biases for {self.weight.shape[0]} "
                              "output channels")

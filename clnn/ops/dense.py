@@ -6,6 +6,7 @@ weights is the whole cost, a GEMV kernel that streams each weight row once."""
 import numpy as np
 
 from ..errors import ModelError
+from ..host import page_aligned
 from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
                    flat_launch, onnx_need_rank)
 from .conv import gemm_launch, gemm_params, ktab
@@ -25,10 +26,10 @@ class Dense(Layer):
     def __init__(self, name, inputs, weight, bias=None, activation=None):
         """``weight``: (out_features, in_features), as torch.nn.Linear holds it."""
         super().__init__(name, inputs)
-        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        self.weight = page_aligned(weight)
         if self.weight.ndim != 2:
             raise ModelError(f"Gemm node {name!r}: weight must be 2-D, got shape {self.weight.shape}")
-        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        self.bias = None if bias is None else page_aligned(np.reshape(bias, -1))
         if self.bias is not None and self.bias.shape[0] != self.weight.shape[0]:
             raise ModelError(f"Gemm node {name!r}: {self.bias.shape[0]} biases for {self.weight.shape[0]} outputs")
         self.activation = activation
@@ -109,7 +110,9 @@ def _from_gemm(node):
     b = node.constant(1, "B")
     if b.ndim != 2:
         node.fail(f"B must be 2-D, got shape {list(b.shape)}")
-    weight = node.attr("alpha", 1.0) * (b if node.attr("transB", 0) else b.T)
+    weight, alpha = (b if node.attr("transB", 0) else b.T), node.attr("alpha", 1.0)
+    if alpha != 1.0:  # a product is a copy of the weights: only where it changes them
+        weight = alpha * weight
     beta = node.attr("beta", 1.0)
     bias = beta * _bias_vector(node, node.constant(2, "C"), weight.shape[0]) if node.has(2) else None
     return Dense(node.out, x, weight, bias)

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..box import Box
 from ..errors import ModelError
+from ..host import page_aligned
 from .base import (OUT, In, Launch, Layer, Param, activation_args, activation_name, apply_activation, box_args,
                    flat_launch)
 from .registry import OpEntry
@@ -179,8 +180,8 @@ class ScaleShift(Layer):
 
     def __init__(self, name, inputs, scale, shift, activation=None):
         super().__init__(name, inputs)
-        self.scale = np.ascontiguousarray(scale, dtype=np.float32).reshape(-1)
-        self.shift = np.ascontiguousarray(shift, dtype=np.float32).reshape(-1)
+        self.scale = page_aligned(np.reshape(scale, -1))
+        self.shift = page_aligned(np.reshape(shift, -1))
         self.activation = activation
 
     def infer(self, in_dims):
