@@ -1,5 +1,9 @@
-"""A CUDA context: one GPU, its primary context and one stream, running the
-kernels of kernels/ compiled by NVRTC."""
+"""A CUDA context: one GPU (or a slice of its SMs), its primary context and
+one stream, running the kernels of kernels/ compiled by NVRTC.
+
+Memory is allocated in the device's primary context; kernels are loaded,
+and the stream runs, in ``_ctx``: the primary context, or for a slice a
+green context of its SMs (green.py)."""
 
 import logging
 import threading
@@ -11,6 +15,7 @@ from ..runtime.backend import Context
 from . import nvrtc
 from .driver import CudaError, Primary, call, cu
 from .events import FlagPool, UserEvent
+from .green import GreenContext
 from .launch import Bound, grid
 from .memory import DeviceBuffer, MappedBuffer, copy_params, pinned_array
 from .stream import Stream
@@ -35,7 +40,8 @@ class CudaContext(Context):
         super().__init__(devices, unified)
         self._info = info
         self._primary = Primary(self._info.device)
-        self._stream = Stream(self._primary)
+        self._ctx = self._primary if info.sms is None else GreenContext(self._primary, info, devices[0])
+        self._stream = Stream(self._ctx)
         self._flags = None  # FlagPool once user events are needed, False where streams cannot wait on memory
         self._flags_lock = threading.Lock()
         log.debug("context %s: %s memory", devices[0], "unified (in place)" if self.unified
@@ -69,7 +75,7 @@ class CudaContext(Context):
 
     def upload(self, buffer, array):
         array = np.ascontiguousarray(array)
-        with self._primary:
+        with self._ctx:
             call(cu().cuMemcpyHtoDAsync, buffer.ptr, array.ctypes.data, array.nbytes, self._stream.handle)
         self._stream.sync()  # the copy reads ``array`` until then
 
@@ -81,21 +87,21 @@ class CudaContext(Context):
     def _build(self, source, options):
         image = nvrtc.build(source, options, self._info.capability)
         try:
-            with self._primary:
+            with self._ctx:
                 return call(cu().cuModuleLoadData, image)
         except CudaError as exc:
             raise DeviceError(f"loading kernels/{source}.cl on {self.devices[0]} failed: {exc}") from exc
 
     def _function(self, module, source, name):
         try:
-            with self._primary:
+            with self._ctx:
                 return call(cu().cuModuleGetFunction, module, name.encode())
         except CudaError as exc:
             raise DeviceError(f"kernels/{source}.cl has no kernel {name}: {exc}") from exc
 
     def bind(self, source, name, options, args):
         function = self.kernel(source, name, options)
-        with self._primary:
+        with self._ctx:
             return Bound(function, name, args)
 
     def launch(self, queue, bound, global_size, local_size, wait_for):
@@ -118,7 +124,7 @@ class CudaContext(Context):
                 probe = UserEvent(pool)
                 probe.settle()
                 try:
-                    with self._primary:
+                    with self._ctx:
                         probe.enqueue_wait(self._stream.handle)
                     self._flags = pool
                 except CudaError as exc:

@@ -13,9 +13,9 @@ class Stream:
     """In order, like an OpenCL queue. Non-blocking, so that it does not
     serialise with the legacy default stream that other libraries may use."""
 
-    def __init__(self, primary):
-        self.primary = primary
-        with primary:
+    def __init__(self, ctx):
+        self.ctx = ctx  # the context the stream runs in: a device's primary one, or a green one
+        with ctx:
             self.handle = call(cu().cuStreamCreate, cu().CUstream_flags.CU_STREAM_NON_BLOCKING)
         self._lock = threading.Lock()  # keeps each command's waits, events and launch together
         self._sequence = 0
@@ -32,7 +32,7 @@ class Stream:
         for dep in wait_for:
             if isinstance(dep, UserEvent) and not dep.on_device:
                 dep.wait()  # raises DeviceError if it failed
-        with self.primary, self._lock:
+        with self.ctx, self._lock:
             for dep in wait_for:
                 if isinstance(dep, UserEvent):
                     if dep.on_device:
@@ -49,14 +49,15 @@ class Stream:
 
     def sync(self):
         """Wait for everything enqueued so far."""
-        with self.primary:
+        with self.ctx:
             marker = new_event(blocking=True)
-            try:
-                with self._lock:
-                    call(cu().cuEventRecord, marker, self.handle)
+        try:
+            with self.ctx, self._lock:
+                call(cu().cuEventRecord, marker, self.handle)
+            with self.ctx.waits:
                 call(cu().cuEventSynchronize, marker)
-            finally:
-                destroy(self.primary, marker)
+        finally:
+            destroy(self.ctx, marker)
 
     def finish(self):
         """sync, then DeviceError if a user event waited on failed."""
@@ -73,7 +74,7 @@ class Stream:
             reference, host_ns, sequence = self._reference or (None, 0, -1)
             if sequence < event.sequence:
                 reference, host_ns, sequence = self._calibrate()
-            with self.primary:
+            with self.ctx.waits:
                 return tuple(host_ns - round(call(cu().cuEventElapsedTime, e, reference) * 1e6)
                              for e in (event.start, event.end))
 
@@ -83,15 +84,15 @@ class Stream:
         made after the event, because cuEventElapsedTime gives float
         milliseconds, which lose precision with distance."""
         self.sync()  # so that the reference runs as soon as it is recorded
-        with self.primary:
+        with self.ctx, self._lock:
             reference = new_event(blocking=False)
-            with self._lock:
-                before = time.perf_counter_ns()
-                call(cu().cuEventRecord, reference, self.handle)
-                sequence = self._sequence
+            before = time.perf_counter_ns()
+            call(cu().cuEventRecord, reference, self.handle)
+            sequence = self._sequence
+        with self.ctx.waits:
             call(cu().cuEventSynchronize, reference)
-            after = time.perf_counter_ns()
+        after = time.perf_counter_ns()
         if self._reference is not None:
-            destroy(self.primary, self._reference[0])
+            destroy(self.ctx, self._reference[0])
         self._reference = (reference, (before + after) // 2, sequence)
         return self._reference

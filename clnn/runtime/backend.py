@@ -13,6 +13,8 @@ import threading
 import time
 from importlib import metadata
 
+from ..errors import DeviceError
+
 log = logging.getLogger("clnn")
 
 ENTRY_POINT_GROUP = "clnn.backends"
@@ -53,6 +55,17 @@ class Backend(abc.ABC):
     def create_context(self, devices, memory="auto"):
         """A Context holding the given devices, which share one platform;
         ``memory`` ("auto", "unified" or "discrete") picks the memory path."""
+
+    # backends whose devices can run on a share of their compute units
+    # (CUDA's green contexts) say so and override ``slice``
+    can_slice = False
+
+    def slice(self, device, count):
+        """A clnn.Device that runs on ``count`` compute units of ``device``
+        (at least: a driver may round up), with an id of its own made by
+        clnn.runtime.selector.slice_id; DeviceError where it cannot."""
+        raise DeviceError(f"{device} cannot run on a share of its compute units: only CUDA GPUs can "
+                          "(green contexts), selected as cuda:sms=N")
 
 
 class Context(abc.ABC):
