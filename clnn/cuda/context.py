@@ -6,6 +6,7 @@ and the stream runs, in ``_ctx``: the primary context, or for a slice a
 green context of its SMs (green.py)."""
 
 import logging
+import os
 import threading
 
 import numpy as np
@@ -15,6 +16,7 @@ from ..runtime.backend import Context
 from . import nvrtc
 from .driver import CudaError, Primary, call, cu
 from .events import FlagPool, UserEvent
+from .graph import Recording
 from .green import GreenContext
 from .launch import Bound, grid
 from .memory import DeviceBuffer, MappedBuffer, copy_params, pinned_array
@@ -124,8 +126,7 @@ class CudaContext(Context):
                 probe = UserEvent(pool)
                 probe.settle()
                 try:
-                    with self._ctx:
-                        probe.enqueue_wait(self._stream.handle)
+                    self._stream.enqueue([probe], lambda handle: None)  # the wait alone
                     self._flags = pool
                 except CudaError as exc:
                     log.debug("%s: user events block the enqueuing thread (%s)", self.devices[0], exc)
@@ -134,3 +135,10 @@ class CudaContext(Context):
 
     def event_times(self, event):
         return self._stream.times(event)
+
+    def recorder(self, device, timed):
+        """Runs on this context's one stream replay as CUDA graphs, unless
+        CLNN_CUDA_GRAPHS=0."""
+        if os.environ.get("CLNN_CUDA_GRAPHS", "").strip() == "0":
+            return None
+        return Recording(self._stream, timed)

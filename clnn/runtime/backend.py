@@ -163,6 +163,19 @@ class Context(abc.ABC):
     def event_times(self, event):
         """(start, end) of a finished command in host perf_counter nanoseconds."""
 
+    def recorder(self, device, timed):
+        """A Recording of a run on ``device``'s queue alone, which the
+        schedule fills once and replays each run in one submission (CUDA
+        graphs), or None where this backend cannot (the default): the run's
+        commands are then enqueued one by one each time.
+
+        A Recording has ``record(enqueue_all)``, which captures the commands
+        that ``enqueue_all()`` enqueues (returning their events) without
+        running them, and ``replay()``, which submits them and returns one
+        event per command. ``timed``: event_times works on those events;
+        otherwise they can only be waited for."""
+        return None
+
     # memory ------------------------------------------------------------------------
     @abc.abstractmethod
     def alloc(self, nbytes, home=None):
