@@ -57,8 +57,8 @@ class Primary:
     libraries share), made current with ``with``. It is pushed and popped
     rather than set, so that a thread's own current context is left as it
     was; clnn calls come from any thread (bridge workers, the host).
-    ``waits``: the context to make current around blocking waits (a green
-    context's differs, see green.py)."""
+    ``waits``: the context to make current around blocking waits and
+    releases (a green context's differs, see green.py)."""
 
     def __init__(self, device):
         self.handle = call(cu().cuDevicePrimaryCtxRetain, device)

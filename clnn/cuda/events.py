@@ -47,7 +47,7 @@ class Event:
         self.sequence = sequence
         self.start = new_event(blocking=False)
         self.end = new_event(blocking=True)
-        weakref.finalize(self, destroy, stream.ctx, self.start, self.end)
+        weakref.finalize(self, destroy, stream.ctx.waits, self.start, self.end)
         self._upstream = tuple(upstream)
         self._cause = None
 

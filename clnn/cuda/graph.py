@@ -31,8 +31,8 @@ class Recording:
         try:
             self._graph = call(cu().cuGraphInstantiate, graph, 0)
         finally:
-            release(self._stream.ctx, cu().cuGraphDestroy, graph)
-        weakref.finalize(self, release, self._stream.ctx, cu().cuGraphExecDestroy, self._graph)
+            release(self._stream.ctx.waits, cu().cuGraphDestroy, graph)
+        weakref.finalize(self, release, self._stream.ctx.waits, cu().cuGraphExecDestroy, self._graph)
         self._events = tuple(events)
 
     def replay(self):

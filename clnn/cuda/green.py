@@ -81,8 +81,10 @@ class GreenContext:
     """A green context of a slice's SMs, made current with ``with`` as
     driver.Primary is. Green contexts of CUDA 12 may be current in one
     thread at a time, so a lock is held while it is. ``waits`` is what to
-    make current around blocking waits (the device's primary context), so
-    that a thread waiting for this slice's work never holds that lock."""
+    make current around blocking waits and releases (the device's primary
+    context): a thread waiting for this slice's work never holds that lock,
+    and a finalizer, which may run in any thread holding any lock, never
+    takes it."""
 
     def __init__(self, primary, info, device):
         self.waits = primary

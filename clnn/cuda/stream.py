@@ -103,7 +103,7 @@ class Stream:
             graph = call(cu().cuStreamEndCapture, self.handle)
         except CudaError:  # an invalidated capture ends with an error and no graph
             return
-        release(self.ctx, cu().cuGraphDestroy, graph)
+        release(self.ctx.waits, cu().cuGraphDestroy, graph)
 
     def sync(self):
         """Wait for everything enqueued so far."""
@@ -115,7 +115,7 @@ class Stream:
             with self.ctx.waits:
                 call(cu().cuEventSynchronize, marker)
         finally:
-            destroy(self.ctx, marker)
+            destroy(self.ctx.waits, marker)
 
     def finish(self):
         """sync, then DeviceError if a user event waited on failed."""
@@ -153,6 +153,6 @@ class Stream:
             call(cu().cuEventSynchronize, reference)
         after = time.perf_counter_ns()
         if self._reference is not None:
-            destroy(self.ctx, self._reference[0])
+            destroy(self.ctx.waits, self._reference[0])
         self._reference = (reference, (before + after) // 2, sequence)
         return self._reference
