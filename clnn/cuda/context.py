@@ -77,8 +77,10 @@ class CudaContext(Context):
 
     def upload(self, buffer, array):
         array = np.ascontiguousarray(array)
-        with self._ctx:
-            call(cu().cuMemcpyHtoDAsync, buffer.ptr, array.ctypes.data, array.nbytes, self._stream.handle)
+        # through the stream's lock, so that another thread's capture of a run
+        # (graph.py) cannot take the copy in
+        self._stream.enqueue((), lambda stream: call(cu().cuMemcpyHtoDAsync, buffer.ptr, array.ctypes.data,
+                                                     array.nbytes, stream))
         self._stream.sync()  # the copy reads ``array`` until then
 
     def copy_box(self, queue, buffer, home, geometry, to_host, wait_for):
