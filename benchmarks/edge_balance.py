@@ -223,10 +223,13 @@ def _torch(worker, model_spec, batch, measured, expected, args, log):
 
 
 def _progress(row, elapsed):
-    return (f"{row['model']:>12} b{row['batch']:<3} {row['gpu_sms']:>4} SMs: cpu {row['cpu_ms']:9.3f}  "
+    text = (f"{row['model']:>12} b{row['batch']:<3} {row['gpu_sms']:>4} SMs: cpu {row['cpu_ms']:9.3f}  "
             f"gpu {row['gpu_ms']:9.3f}  auto {row['auto_ms']:9.3f}  ideal {row['ideal_ms']:9.3f} ms  "
             f"speedup {row['speedup']:.2f}  eff {row['efficiency']:.2f}  plan {row['plan_s']:.1f} s  "
             f"[{elapsed:.0f} s]")
+    if row["rel_err"] > CHECK_TOLERANCE:
+        text += f"  OUTPUTS DIFFER: {row['rel_err']:.1e}"
+    return text
 
 
 def markdown(rows):

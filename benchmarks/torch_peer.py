@@ -11,6 +11,7 @@ out of the process that runs PoCL and clnn's CUDA contexts.
 """
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -231,14 +232,19 @@ def measure(request):
 
 
 def worker():
+    """Replies go to the original stdout; anything else written there, by
+    Python or by a library, goes to stderr instead."""
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     for line in sys.stdin:
         request = json.loads(line)
         try:
             reply = export(request) if "export" in request else measure(request)
         except Exception as exc:  # reported in the row, the sweep goes on
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
 
 
 if __name__ == "__main__":
