@@ -363,6 +363,7 @@ def test_a_capture_waiting_for_another_context_is_abandoned(cuda):
     with pytest.raises(clnn.DeviceError, match="waits for another stream or context"):
         cuda_graph.Recording(stream, timed=True).record(enqueue_all)
     assert cuda.capturing is None and cuda.live_graphs == set() and cuda.ran == []
+    assert isinstance(stream.capture_failure, clnn.DeviceError)  # its context records no more runs
     stream.enqueue([], lambda handle: cuda.kernel("after"))  # the stream runs as before
     assert cuda.ran == ["after"]
 

@@ -140,7 +140,7 @@ class CudaContext(Context):
 
     def recorder(self, device, timed):
         """Runs on this context's one stream replay as CUDA graphs, unless
-        CLNN_CUDA_GRAPHS=0."""
-        if os.environ.get("CLNN_CUDA_GRAPHS", "").strip() == "0":
+        CLNN_CUDA_GRAPHS=0 or a capture failed here before."""
+        if os.environ.get("CLNN_CUDA_GRAPHS", "").strip() == "0" or self._stream.capture_failure is not None:
             return None
         return Recording(self._stream, timed)

@@ -27,11 +27,15 @@ class Recording:
     def record(self, enqueue_all):
         """Capture the commands that ``enqueue_all()`` enqueues, in order,
         returning their events; nothing runs yet."""
-        graph, events = self._stream.capture(enqueue_all, self.timed)
         try:
-            self._graph = call(cu().cuGraphInstantiate, graph, 0)
-        finally:
-            release(self._stream.ctx.waits, cu().cuGraphDestroy, graph)
+            graph, events = self._stream.capture(enqueue_all, self.timed)
+            try:
+                self._graph = call(cu().cuGraphInstantiate, graph, 0)
+            finally:
+                release(self._stream.ctx.waits, cu().cuGraphDestroy, graph)
+        except Exception as exc:
+            self._stream.capture_failure = exc  # the context records no more runs (one warning, not one a run)
+            raise
         weakref.finalize(self, release, self._stream.ctx.waits, cu().cuGraphExecDestroy, self._graph)
         self._events = tuple(events)
 

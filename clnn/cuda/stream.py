@@ -26,6 +26,7 @@ class Stream:
         # capture's commands (reentrant: the capturing thread enqueues them)
         self._lock = threading.RLock()
         self._capture = None  # (capturing thread, timed) while commands are recorded into a graph
+        self.capture_failure = None  # why a capture failed: then runs are enqueued command by command
         self._sequence = 0
         self._waited = []  # user events waited on since the last finish
         self._clock_lock = threading.Lock()
