@@ -48,6 +48,9 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args(argv)
+    if "cuda" not in clnn.runtime.backends() and not getattr(args, "standin", None):
+        raise SystemExit("the cuda backend is not registered (an uninstalled checkout has no entry points): run "
+                         "python3 -c 'import setuptools; setuptools.setup()' -q egg_info here first")
     gpu_cuda = clnn.select("cuda")[0]
     try:
         gpu_opencl = clnn.select("nvidia")[0]

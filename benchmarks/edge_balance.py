@@ -154,6 +154,9 @@ def gpu_for(sms, args):
 def sweep(args, rows, save, log=print):
     """Measure the rows that ``rows`` lacks, calling ``save(rows)`` after each
     model and batch; False where the budget stopped it."""
+    if "cuda" not in clnn.runtime.backends() and not getattr(args, "standin", None):
+        raise SystemExit("the cuda backend is not registered (an uninstalled checkout has no entry points): run "
+                         "python3 -c 'import setuptools; setuptools.setup()' -q egg_info here first")
     started = time.perf_counter()
     done = {(r["model"], r["batch"], r["gpu_sms"]) for r in rows}
     cpu = clnn.select(args.cpu)[0]
