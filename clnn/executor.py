@@ -49,6 +49,9 @@ class Executor:
         self._lock = threading.Lock()
         self.last_events, self.last_host_spans = [], []  # of the last run
         self._unfinished = False  # a run was interrupted before its queues finished
+        # timeline() reads every run; False lets a backend that replays runs
+        # (CUDA graphs) leave out the per-command events that it needs
+        self.timed = True
         self.schedule = Schedule()
         self._compile()
 
@@ -165,7 +168,7 @@ class Executor:
             for name, array in feeds.items():
                 self._storage(name).home[...] = array.reshape(self.model.shapes[name])
             self.last_events = [None] * len(self.schedule.commands)
-            self.schedule.run(self.last_events)
+            self.schedule.run(self.last_events, self.timed)
             self._unfinished = True
             enqueued = time.perf_counter_ns()
             failures = self._finish_queues()
