@@ -217,7 +217,7 @@ def test_the_devices_command_lists_a_selected_slice(machine, monkeypatch, capsys
     monkeypatch.setattr(cli, "all_devices", selector.all_devices)
     monkeypatch.setattr(cli, "select", selector.select)
     assert cli.main(["devices", "--devices", "portable;cuda:sms=16"]) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if "cuda:cuda-sms16:0" in l)
+    line = next(text for text in capsys.readouterr().out.splitlines() if "cuda:cuda-sms16:0" in text)
     assert line.startswith(" * ") and "  16 CUs" in line
 
 

@@ -392,7 +392,8 @@ def test_the_executor_passes_its_timed_flag(device, monkeypatch):
     executor = Executor(model, Plan.single(model, device), [device])
     seen = []
     original = executor.schedule.run
-    monkeypatch.setattr(executor.schedule, "run", lambda events, timed=True: seen.append(timed) or original(events, timed))
+    monkeypatch.setattr(executor.schedule, "run",
+                        lambda events, timed=True: seen.append(timed) or original(events, timed))
     feeds = {i.name: np.zeros(i.shape, np.float32) for i in model.inputs}
     executor.run(feeds)
     executor.timed = False
