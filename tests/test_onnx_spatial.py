@@ -1,0 +1,149 @@
+"""ONNX import of the spatial ops (Resize, Upsample, ConvTranspose, batched
+MatMul and Gemm, 1-D convolution and pooling) and torch's LocalResponseNorm
+subgraph, against onnxruntime; their export back to ONNX; their refusals."""
+
+import numpy as np
+import pytest
+from onnx import helper, numpy_helper
+
+import clnn
+
+from helpers import rand
+from test_onnx import check_import, make_model, node, run_clnn, run_ort, assert_matches
+
+EMPTY = np.zeros(0, np.float32)
+
+
+def resize(shape, scales=None, sizes=None, roi=None, op="Resize", **attrs):
+    """x -> Resize (scales or sizes; roi only where given) -> y; in opset 11
+    the roi and scales inputs are required, so they are empty there."""
+    def build(rng, opset):
+        consts, inputs = {}, ["x"]
+        for name, value, required in (("roi", roi, opset < 13), ("scales", scales, opset < 13 or sizes is None),
+                                      ("sizes", sizes, False)):
+            if value is not None or required:
+                dtype = np.int64 if name == "sizes" else np.float32
+                consts[name] = np.array(value if value is not None else [], dtype)
+                inputs.append(name)
+            else:
+                inputs.append("")
+        while inputs[-1] == "":
+            inputs.pop()
+        return make_model([node(op, inputs, **attrs)], {"x": shape}, consts, opset=opset), {"x": rand(rng, shape)}
+    return build
+
+
+def upsample(shape, scales, mode):
+    """The same Upsample node in an opset-9 model for onnxruntime (which
+    runs it there only) and in an opset-11 model for clnn."""
+    def build(rng, opset):
+        model = make_model([node("Upsample", ["x", "s"], mode=mode)], {"x": shape},
+                           {"s": np.array(scales, np.float32)}, opset=opset)
+        return model, {"x": rand(rng, shape)}
+    return build
+
+
+CASES = {
+    # torch's forms: nearest x2 (asymmetric, floor), bilinear to a size, bilinear align_corners
+    "resize_torch_nearest": (resize((1, 3, 5, 7), scales=[1, 1, 2, 2], mode="nearest",
+                                    coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+                             (11, 13, 18, 19)),
+    "resize_torch_bilinear_sizes": (resize((2, 3, 5, 6), sizes=[2, 3, 7, 9], mode="linear"), (11, 13, 18, 19)),
+    "resize_align_corners": (resize((1, 2, 5, 6), scales=[1, 1, 1.5, 1.5], mode="linear",
+                                    coordinate_transformation_mode="align_corners"), (13, 19)),
+    "resize_pytorch_half_pixel_down": (resize((1, 2, 13, 7), scales=[1, 1, 0.5, 0.3], mode="linear",
+                                              coordinate_transformation_mode="pytorch_half_pixel"), (13,)),
+    "resize_round_prefer_ceil": (resize((1, 2, 7, 5), scales=[1, 1, 2.0, 0.6], nearest_mode="round_prefer_ceil"),
+                                 (13,)),
+    "resize_round_prefer_floor_ties": (resize((1, 2, 8, 6), scales=[1, 1, 0.5, 1.5]), (13, 18)),
+    "resize_ceil_half_pixel": (resize((1, 1, 6, 7), scales=[1, 1, 1.7, 0.8], nearest_mode="ceil"), (13,)),
+    "resize_tf_half_pixel_for_nn": (resize((1, 2, 5, 7), scales=[1, 1, 1.6, 2.0],
+                                           coordinate_transformation_mode="tf_half_pixel_for_nn"), (11,)),
+    "resize_crop_and_resize": (resize((1, 2, 7, 9), scales=[1, 1, 1.7, 0.6], roi=[0, 0, 0.2, -0.1, 1, 1, 1.3, 0.9],
+                                      mode="linear", coordinate_transformation_mode="tf_crop_and_resize",
+                                      extrapolation_value=2.5), (11, 13, 18)),
+    "resize_crop_nearest_sizes": (resize((1, 2, 7, 9), sizes=[1, 2, 4, 11], roi=[0, 0, 0.1, 0.2, 1, 1, 0.7, 1.1],
+                                         coordinate_transformation_mode="tf_crop_and_resize"), (13,)),
+    "resize_axes": (resize((2, 3, 5, 7), scales=[2.0, 0.5], axes=[2, 3], mode="linear"), (18, 19)),
+    "resize_axes_negative_sizes": (resize((2, 3, 5, 7), sizes=[9], axes=[-1]), (18,)),
+    "resize_not_larger": (resize((1, 2, 5, 8), sizes=[10, 12], axes=[2, 3], keep_aspect_ratio_policy="not_larger",
+                                 mode="linear"), (18,)),
+    "resize_not_smaller": (resize((1, 2, 5, 8), sizes=[10, 12], axes=[2, 3], keep_aspect_ratio_policy="not_smaller"),
+                           (18,)),
+    "resize_half_pixel_symmetric": (resize((1, 2, 5, 7), scales=[1, 1, 1.7, 0.6], mode="linear",
+                                           coordinate_transformation_mode="half_pixel_symmetric"), (19,)),
+    "resize_1d_linear": (resize((2, 3, 7), scales=[1, 1, 2.5], mode="linear"), (13,)),
+    "resize_1d_nearest_down": (resize((2, 3, 13), sizes=[2, 3, 5]), (13,)),
+    "resize_unused_roi_and_cubic_coeff": (resize((1, 2, 5, 7), scales=[1, 1, 2, 2], roi=[0, 0, 0, 0, 1, 1, 1, 1],
+                                                 mode="linear", cubic_coeff_a=-0.5, nearest_mode="ceil"), (13,)),
+}
+
+IMPORT_CASES = [(name, opset) for name, (_, opsets) in CASES.items() for opset in opsets]
+
+
+@pytest.mark.parametrize("name,opset", IMPORT_CASES, ids=[f"{n}-op{o}" for n, o in IMPORT_CASES])
+def test_import_matches_onnxruntime(name, opset, devices, rng):
+    proto, feeds = CASES[name][0](rng, opset)
+    check_import(proto, feeds, devices)
+
+
+@pytest.mark.parametrize("shape,scales,mode", [((1, 2, 5, 7), [1, 1, 2, 3], "nearest"),
+                                               ((2, 3, 4, 5), [1, 1, 1.5, 2.5], "linear"),
+                                               ((2, 3, 7), [1, 1, 3], "linear")])
+def test_upsample_as_onnxruntime_runs_it_in_opset_9(shape, scales, mode, devices, rng):
+    build = upsample(shape, scales, mode)
+    old, feeds = build(rng, 9)
+    new, _ = build(rng, 11)
+    expected = run_ort(old, feeds)
+    assert_matches(run_clnn(new.SerializeToString(), feeds, devices), expected)
+
+
+def one_node(op, inputs, consts, shapes, opset=17, **attrs):
+    return make_model([helper.make_node(op, inputs, ["y"], name="n1", **attrs)], shapes, consts, opset=opset)
+
+
+SCALES = np.array([1, 1, 2, 2], np.float32)
+ERRORS = {
+    "resize_cubic": (one_node("Resize", ["x", "", "s"], {"s": SCALES}, {"x": (1, 2, 3, 3)}, mode="cubic"),
+                     "cubic"),
+    "resize_antialias": (one_node("Resize", ["x", "", "s"], {"s": SCALES}, {"x": (1, 2, 3, 3)}, opset=18,
+                                  mode="linear", antialias=1), "antialias"),
+    "resize_channels": (one_node("Resize", ["x", "", "s"], {"s": np.array([1, 2, 2, 2], np.float32)},
+                                 {"x": (1, 2, 3, 3)}), "batch or channel"),
+    "resize_5d": (one_node("Resize", ["x", "", "s"], {"s": np.ones(5, np.float32)}, {"x": (1, 2, 3, 3, 3)}),
+                  "(N, C, H, W)"),
+    "resize_scales_and_sizes": (one_node("Resize", ["x", "", "s", "z"], {"s": SCALES,
+                                                                         "z": np.array([1, 2, 6, 6], np.int64)},
+                                         {"x": (1, 2, 3, 3)}), "exactly one"),
+    "resize_computed_scales": (one_node("Resize", ["x", "", "s"], {}, {"x": (1, 2, 3, 3), "s": (4,)}),
+                               "must be a constant"),
+    "resize_exclude_outside": (one_node("Resize", ["x", "", "s"], {"s": SCALES}, {"x": (1, 2, 3, 3)},
+                                        exclude_outside=1), "exclude_outside"),
+    "resize_crop_without_roi": (one_node("Resize", ["x", "", "s"], {"s": SCALES}, {"x": (1, 2, 3, 3)},
+                                         coordinate_transformation_mode="tf_crop_and_resize"), "roi"),
+    "resize_bad_coordinate_mode": (one_node("Resize", ["x", "", "s"], {"s": SCALES}, {"x": (1, 2, 3, 3)},
+                                            coordinate_transformation_mode="sideways"), "sideways"),
+    "upsample_down": (one_node("Upsample", ["x", "s"], {"s": np.array([1, 1, 0.5, 1], np.float32)},
+                               {"x": (1, 2, 4, 4)}, opset=11), ">= 1"),
+}
+
+
+@pytest.mark.parametrize("name", list(ERRORS))
+def test_import_errors(name):
+    proto, expected = ERRORS[name]
+    with pytest.raises(clnn.ModelError) as caught:
+        clnn.load(proto.SerializeToString())
+    assert "'n1'" in str(caught.value) and expected in str(caught.value)
+
+
+@pytest.mark.parametrize("name,opset", [("resize_torch_bilinear_sizes", 13), ("resize_crop_and_resize", 13),
+                                        ("resize_half_pixel_symmetric", 19), ("resize_1d_linear", 17),
+                                        ("resize_axes", 18)])
+def test_export_runs_in_onnxruntime_and_loads_back(name, opset, devices, rng):
+    proto, feeds = CASES[name][0](rng, CASES[name][1][0])
+    model = clnn.load(proto.SerializeToString())
+    exported = model.to_onnx(opset=opset)
+    exported.ir_version = min(exported.ir_version, 10)
+    expected = run_ort(proto, feeds)
+    assert_matches([run_ort(exported, feeds)], expected)
+    assert_matches(run_clnn(exported.SerializeToString(), feeds, devices), expected)

