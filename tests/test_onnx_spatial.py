@@ -43,6 +43,24 @@ def upsample(shape, scales, mode):
     return build
 
 
+def conv_transpose(shape, weight, bias=True, after=None, **attrs):
+    """x -> ConvTranspose (w, b) [-> BatchNormalization or an activation] -> y."""
+    def build(rng, opset):
+        channels = weight[1] * attrs.get("group", 1)
+        consts = {"w": rand(rng, weight, 0.3)}
+        if bias:
+            consts["b"] = rand(rng, (channels,))
+        nodes = [node("ConvTranspose", ["x", *consts], ["t" if after else "y"], **attrs)]
+        if after == "BatchNormalization":
+            consts.update(g=rand(rng, (channels,)), beta=rand(rng, (channels,)), mean=rand(rng, (channels,), 0.1),
+                          var=rng.uniform(0.5, 1.5, channels).astype(np.float32))
+            nodes.append(node(after, ["t", "g", "beta", "mean", "var"]))
+        elif after:
+            nodes.append(node(after, ["t"]))
+        return make_model(nodes, {"x": shape}, consts, opset=opset), {"x": rand(rng, shape)}
+    return build
+
+
 CASES = {
     # torch's forms: nearest x2 (asymmetric, floor), bilinear to a size, bilinear align_corners
     "resize_torch_nearest": (resize((1, 3, 5, 7), scales=[1, 1, 2, 2], mode="nearest",
@@ -76,6 +94,23 @@ CASES = {
     "resize_1d_nearest_down": (resize((2, 3, 13), sizes=[2, 3, 5]), (13,)),
     "resize_unused_roi_and_cubic_coeff": (resize((1, 2, 5, 7), scales=[1, 1, 2, 2], roi=[0, 0, 0, 0, 1, 1, 1, 1],
                                                  mode="linear", cubic_coeff_a=-0.5, nearest_mode="ceil"), (13,)),
+    # torch's ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1), as fast style transfer has it
+    "ct_torch": (conv_transpose((1, 4, 5, 6), (4, 3, 3, 3), kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                                output_padding=[1, 1], dilations=[1, 1], group=1, after="Relu"), (11, 17, 21)),
+    "ct_asym_pads_dilated": (conv_transpose((2, 3, 4, 5), (3, 2, 3, 2), bias=False, strides=[3, 2], dilations=[2, 3],
+                                            pads=[2, 0, 1, 3], output_padding=[1, 0]), (17,)),
+    "ct_same_upper_dilated": (conv_transpose((1, 2, 4, 5), (2, 3, 3, 3), strides=[2, 3], dilations=[2, 2],
+                                             auto_pad="SAME_UPPER"), (17,)),
+    "ct_same_lower": (conv_transpose((1, 2, 4, 5), (2, 3, 3, 3), strides=[2, 3], auto_pad="SAME_LOWER"), (17,)),
+    "ct_valid_output_padding": (conv_transpose((1, 2, 4, 5), (2, 3, 3, 3), strides=[3, 3], auto_pad="VALID",
+                                               output_padding=[1, 2]), (17,)),
+    "ct_output_shape": (conv_transpose((1, 3, 4, 5), (3, 2, 3, 3), strides=[3, 3], output_shape=[9, 16]), (11, 17)),
+    "ct_output_shape_same_upper": (conv_transpose((1, 3, 4, 5), (3, 2, 3, 3), strides=[3, 3], output_shape=[11, 14],
+                                                  auto_pad="SAME_UPPER"), (17,)),
+    "ct_depthwise": (conv_transpose((2, 6, 5, 5), (6, 1, 3, 3), group=6, strides=[2, 2], pads=[1, 1, 1, 1]), (17,)),
+    "ct_groups_bn": (conv_transpose((1, 6, 5, 4), (6, 2, 2, 3), group=3, strides=[2, 1], after="BatchNormalization"),
+                     (17,)),
+    "ct_1d": (conv_transpose((2, 3, 7), (3, 4, 3), strides=[2], pads=[1, 0], output_padding=[1]), (11, 17)),
 }
 
 IMPORT_CASES = [(name, opset) for name, (_, opsets) in CASES.items() for opset in opsets]
@@ -123,6 +158,15 @@ ERRORS = {
                                          coordinate_transformation_mode="tf_crop_and_resize"), "roi"),
     "resize_bad_coordinate_mode": (one_node("Resize", ["x", "", "s"], {"s": SCALES}, {"x": (1, 2, 3, 3)},
                                             coordinate_transformation_mode="sideways"), "sideways"),
+    "ct_3d": (one_node("ConvTranspose", ["x", "w"], {"w": np.ones((2, 2, 2, 2, 2), np.float32)},
+                       {"x": (1, 2, 3, 3, 3)}), "1-D and 2-D"),
+    "ct_pads_and_output_shape": (one_node("ConvTranspose", ["x", "w"], {"w": np.ones((2, 2, 2, 2), np.float32)},
+                                          {"x": (1, 2, 3, 3)}, pads=[1, 1, 1, 1], output_shape=[5, 5]), "output_shape"),
+    "ct_same_output_padding": (one_node("ConvTranspose", ["x", "w"], {"w": np.ones((2, 2, 2, 2), np.float32)},
+                                        {"x": (1, 2, 3, 3)}, strides=[2, 2], auto_pad="SAME_UPPER",
+                                        output_padding=[1, 1]), "output_padding"),
+    "ct_channels": (one_node("ConvTranspose", ["x", "w"], {"w": np.ones((3, 2, 2, 2), np.float32)},
+                             {"x": (1, 2, 3, 3)}), "input channels"),
     "upsample_down": (one_node("Upsample", ["x", "s"], {"s": np.array([1, 1, 0.5, 1], np.float32)},
                                {"x": (1, 2, 4, 4)}, opset=11), ">= 1"),
 }
@@ -138,7 +182,9 @@ def test_import_errors(name):
 
 @pytest.mark.parametrize("name,opset", [("resize_torch_bilinear_sizes", 13), ("resize_crop_and_resize", 13),
                                         ("resize_half_pixel_symmetric", 19), ("resize_1d_linear", 17),
-                                        ("resize_axes", 18)])
+                                        ("resize_axes", 18), ("ct_torch", 17),
+                                        ("ct_output_shape", 17), ("ct_same_upper_dilated", 17), ("ct_1d", 17),
+                                        ("ct_groups_bn", 17)])
 def test_export_runs_in_onnxruntime_and_loads_back(name, opset, devices, rng):
     proto, feeds = CASES[name][0](rng, CASES[name][1][0])
     model = clnn.load(proto.SerializeToString())
@@ -147,3 +193,9 @@ def test_export_runs_in_onnxruntime_and_loads_back(name, opset, devices, rng):
     expected = run_ort(proto, feeds)
     assert_matches([run_ort(exported, feeds)], expected)
     assert_matches(run_clnn(exported.SerializeToString(), feeds, devices), expected)
+
+
+def test_batchnorm_folds_into_conv_transpose(devices, rng):
+    proto, feeds = CASES["ct_groups_bn"][0](rng, 17)
+    model = check_import(proto, feeds, devices)
+    assert [layer.op for layer in model.layers] == ["ConvTranspose"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clnn import Model
-from clnn.ops import Resize
+from clnn.ops import ConvTranspose2d, Resize
 from clnn.plan import Plan
 
 from helpers import rand, rel_err, run
@@ -27,6 +27,12 @@ def resize(shape, scales, **kw):
     return single(shape, lambda rng: Resize("y", "x", scales, **kw))
 
 
+def conv_transpose(shape, weight, bias=True, **kw):
+    return single(shape, lambda rng: ConvTranspose2d("y", "x", rand(rng, weight, 0.3),
+                                                     rand(rng, (weight[1] * kw.get("groups", 1),)) if bias else None,
+                                                     **kw))
+
+
 CASES = {
     "resize_nearest_up": resize((2, 3, 5, 7), (2.0, 3.0)),
     "resize_nearest_down_ceil": resize((1, 2, 13, 7), (0.6, 0.5), nearest_mode="ceil",
@@ -37,6 +43,14 @@ CASES = {
     "resize_sizes": resize((1, 2, 5, 7), (13 / 5, 1.0), sizes=(13, 7), mode="linear"),
     "resize_crop_extrapolate": resize((1, 2, 7, 9), (1.7, 0.6), mode="linear", coordinate_mode="tf_crop_and_resize",
                                       roi=((0.2, 1.3), (-0.1, 0.9)), extrapolation_value=3.0),
+    "ct_fst_stride2": conv_transpose((1, 4, 5, 6), (4, 3, 3, 3), stride=2, pads=1, output_padding=1,
+                                     activation="relu"),
+    "ct_groups_dilated": conv_transpose((2, 6, 5, 4), (6, 2, 3, 2), bias=False, groups=3, dilation=(2, 1),
+                                        stride=(1, 3), pads=(1, 0, 2, 1), activation=("leaky_relu", 0.1)),
+    "ct_depthwise": conv_transpose((1, 5, 7, 7), (5, 1, 3, 3), groups=5, stride=2),
+    "ct_output_larger": conv_transpose((1, 3, 4, 3), (3, 2, 2, 2), stride=(3, 2), output_size=(13, 7)),
+    "ct_same_lower": conv_transpose((2, 2, 5, 3), (2, 3, 4, 3), stride=2, auto_pad="SAME_LOWER"),
+    "ct_1d": conv_transpose((2, 3, 7), (3, 4, 3, 1), stride=(2, 1), pads=(1, 0, 0, 0), activation="tanh"),
 }
 
 
