@@ -61,6 +61,17 @@ def conv_transpose(shape, weight, bias=True, after=None, **attrs):
     return build
 
 
+def matmul(op, shapes, consts=(), **attrs):
+    """One MatMul or Gemm node over inputs {name: shape} (in order), some of
+    them constants (made from rng)."""
+    def build(rng, opset):
+        values = {name: rand(rng, shape, 0.3) for name, shape in shapes.items() if name in consts}
+        inputs = {name: shape for name, shape in shapes.items() if name not in consts}
+        model = make_model([node(op, list(shapes), **attrs)], inputs, values, opset=opset)
+        return model, {name: rand(rng, shape) for name, shape in inputs.items()}
+    return build
+
+
 CASES = {
     # torch's forms: nearest x2 (asymmetric, floor), bilinear to a size, bilinear align_corners
     "resize_torch_nearest": (resize((1, 3, 5, 7), scales=[1, 1, 2, 2], mode="nearest",
@@ -111,6 +122,17 @@ CASES = {
     "ct_groups_bn": (conv_transpose((1, 6, 5, 4), (6, 2, 2, 3), group=3, strides=[2, 1], after="BatchNormalization"),
                      (17,)),
     "ct_1d": (conv_transpose((2, 3, 7), (3, 4, 3), strides=[2], pads=[1, 0], output_padding=[1]), (11, 17)),
+    "matmul_3d_const": (matmul("MatMul", {"x": (2, 7, 5), "w": (5, 6)}, consts="w"), (13, 17)),
+    "matmul_attention": (matmul("MatMul", {"q": (2, 3, 5, 4), "k": (2, 3, 4, 5)}), (13,)),
+    "matmul_broadcast": (matmul("MatMul", {"a": (3, 1, 5, 4), "b": (1, 2, 4, 6)}), (13,)),
+    "matmul_const_first": (matmul("MatMul", {"w": (5, 4), "x": (2, 4, 6)}, consts="w"), (13,)),
+    "matmul_2d_tensors": (matmul("MatMul", {"a": (7, 5), "b": (5, 3)}), (11,)),
+    "matmul_6d_const": (matmul("MatMul", {"x": (2, 1, 2, 3, 4, 5), "w": (2, 3, 5, 2)}, consts="w"), (13,)),
+    "gemm_trans_a": (matmul("Gemm", {"a": (5, 7), "b": (5, 3), "c": (3,)}, consts="bc", transA=1, alpha=0.5,
+                            beta=2.0), (11, 13)),
+    "gemm_tensors_trans_b": (matmul("Gemm", {"a": (4, 5), "b": (3, 5), "c": ()}, consts="c", transB=1), (13,)),
+    "gemm_const_a_trans": (matmul("Gemm", {"a": (5, 4), "b": (5, 3), "c": (1, 3)}, consts="ac", transA=1,
+                                  transB=0), (13,)),
 }
 
 IMPORT_CASES = [(name, opset) for name, (_, opsets) in CASES.items() for opset in opsets]
@@ -167,6 +189,13 @@ ERRORS = {
                                         output_padding=[1, 1]), "output_padding"),
     "ct_channels": (one_node("ConvTranspose", ["x", "w"], {"w": np.ones((3, 2, 2, 2), np.float32)},
                              {"x": (1, 2, 3, 3)}), "input channels"),
+    "matmul_vector": (one_node("MatMul", ["x", "v"], {"v": np.ones(3, np.float32)}, {"x": (2, 4, 3)}), "rank 2"),
+    "matmul_partial_inner_broadcast": (one_node("MatMul", ["a", "b"], {}, {"a": (1, 3, 2, 5, 4),
+                                                                           "b": (1, 1, 2, 4, 6)}), "inner batch"),
+    "matmul_constants": (one_node("MatMul", ["a", "b"], {"a": np.ones((2, 2), np.float32),
+                                                         "b": np.ones((2, 2), np.float32)}, {"x": (1,)}), "constants"),
+    "gemm_trans_a_3d": (one_node("Gemm", ["a", "b"], {"b": np.ones((3, 4), np.float32)}, {"a": (4, 3, 1)},
+                                 transA=1), "2-D"),
     "upsample_down": (one_node("Upsample", ["x", "s"], {"s": np.array([1, 1, 0.5, 1], np.float32)},
                                {"x": (1, 2, 4, 4)}, opset=11), ">= 1"),
 }
@@ -184,7 +213,9 @@ def test_import_errors(name):
                                         ("resize_half_pixel_symmetric", 19), ("resize_1d_linear", 17),
                                         ("resize_axes", 18), ("ct_torch", 17),
                                         ("ct_output_shape", 17), ("ct_same_upper_dilated", 17), ("ct_1d", 17),
-                                        ("ct_groups_bn", 17)])
+                                        ("ct_groups_bn", 17), ("matmul_broadcast", 17),
+                                        ("gemm_trans_a", 17), ("gemm_tensors_trans_b", 17), ("matmul_6d_const", 17),
+                                        ("matmul_const_first", 17)])
 def test_export_runs_in_onnxruntime_and_loads_back(name, opset, devices, rng):
     proto, feeds = CASES[name][0](rng, CASES[name][1][0])
     model = clnn.load(proto.SerializeToString())

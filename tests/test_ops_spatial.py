@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clnn import Model
-from clnn.ops import ConvTranspose2d, Resize
+from clnn.ops import ConvTranspose2d, MatMul, Resize
 from clnn.plan import Plan
 
 from helpers import rand, rel_err, run
@@ -33,6 +33,18 @@ def conv_transpose(shape, weight, bias=True, **kw):
                                                      **kw))
 
 
+def matmul(a, b, const=None, bias=False, **kw):
+    """A @ B of tensors of shapes a and b, or with the constant operand of
+    shape ``const`` (B, or A with constant_first=True)."""
+    def build(rng):
+        shapes = {name: shape for name, shape in (("a", a), ("b", b)) if shape is not None}
+        m = (const or b)[-2 if kw.get("trans_b") else -1]
+        layer = MatMul("y", list(shapes), rand(rng, const, 0.3) if const else None,
+                       bias=rand(rng, (m,)) if bias else None, **kw)
+        return shapes, [layer]
+    return build
+
+
 CASES = {
     "resize_nearest_up": resize((2, 3, 5, 7), (2.0, 3.0)),
     "resize_nearest_down_ceil": resize((1, 2, 13, 7), (0.6, 0.5), nearest_mode="ceil",
@@ -51,6 +63,18 @@ CASES = {
     "ct_output_larger": conv_transpose((1, 3, 4, 3), (3, 2, 2, 2), stride=(3, 2), output_size=(13, 7)),
     "ct_same_lower": conv_transpose((2, 2, 5, 3), (2, 3, 4, 3), stride=2, auto_pad="SAME_LOWER"),
     "ct_1d": conv_transpose((2, 3, 7), (3, 4, 3, 1), stride=(2, 1), pads=(1, 0, 0, 0), activation="tanh"),
+    "mm_3d_const": matmul((3, 5, 7), None, (7, 6), bias=True, activation="relu"),
+    "mm_4d_tensors": matmul((2, 3, 5, 4), (2, 3, 4, 6)),
+    "mm_batch_broadcast": matmul((3, 2, 5, 4), (1, 2, 4, 6), activation="tanh"),
+    "mm_inner_broadcast": matmul((2, 3, 5, 4), (2, 1, 4, 7)),
+    "mm_const_first": matmul(None, (2, 4, 6), (5, 4), constant_first=True),
+    "mm_const_3d_over_4d": matmul((2, 3, 4, 5), None, (3, 5, 6)),
+    "mm_2d_tensors": matmul((7, 5), (5, 3), bias=True),
+    "mm_2d_b_over_3d": matmul((2, 7, 5), (5, 3)),
+    "mm_5d_const": matmul((2, 2, 3, 4, 5), None, (5, 3)),
+    "gemm_trans_a": matmul((5, 7), None, (5, 3), trans_a=True, alpha=0.5, bias=True),
+    "gemm_trans_b_tensor": matmul((4, 5), (3, 5), trans_b=True, alpha=2.0),
+    "gemm_trans_both": matmul((5, 4), (3, 5), trans_a=True, trans_b=True, activation="sigmoid"),
 }
 
 
