@@ -21,6 +21,7 @@ from .box import MAX_RANK
 from .errors import ModelError
 from .model import Model
 from .onnx_common import DEFAULT_DOMAINS, OPSETS, require_onnx
+from .onnx_patterns import rewrite
 from .ops import Activation, Layer, registry
 
 
@@ -190,7 +191,9 @@ class _Importer:
         self.dims = {}          # clnn tensor -> shape as ONNX sees it
         self.layers = []
         self.converters = converters()
-        self.used = {name for node in self.graph.node for name in node.input if name}
+        # exporters' subgraphs of one operation become its node again (clnn.onnx_patterns)
+        self.nodes = rewrite(onnx, proto)
+        self.used = {name for node in self.nodes for name in node.input if name}
         self.used |= {o.name for o in self.graph.output}
 
     def resolve(self, name):
@@ -204,7 +207,7 @@ class _Importer:
             self.constants[tensor.name] = self.array(tensor, f"initializer {tensor.name!r}")
         self.inputs = {i.name: self._input_shape(i) for i in self.graph.input if i.name not in self.constants}
         self.dims.update(self.inputs)
-        for node in self.graph.node:
+        for node in self.nodes:
             self._convert(node)
         outputs = [o.name for o in self.graph.output]
         for name in outputs:

@@ -2,11 +2,15 @@
 MatMul and Gemm, 1-D convolution and pooling) and torch's LocalResponseNorm
 subgraph, against onnxruntime; their export back to ONNX; their refusals."""
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
 import clnn
+from clnn.onnx_patterns import rewrite
 
 from helpers import rand
 from test_onnx import check_import, make_model, node, run_clnn, run_ort, assert_matches
@@ -72,6 +76,15 @@ def matmul(op, shapes, consts=(), **attrs):
     return build
 
 
+def window_op(op, shape, weight=None, **attrs):
+    """x -> a 1-D (or 2-D) Conv with weight [and bias], or a pool -> y."""
+    def build(rng, opset):
+        consts = {"w": rand(rng, weight, 0.3), "b": rand(rng, (weight[0],))} if weight else {}
+        return make_model([node(op, ["x", *consts], **attrs)], {"x": shape}, consts, opset=opset), \
+            {"x": rand(rng, shape)}
+    return build
+
+
 CASES = {
     # torch's forms: nearest x2 (asymmetric, floor), bilinear to a size, bilinear align_corners
     "resize_torch_nearest": (resize((1, 3, 5, 7), scales=[1, 1, 2, 2], mode="nearest",
@@ -133,6 +146,16 @@ CASES = {
     "gemm_tensors_trans_b": (matmul("Gemm", {"a": (4, 5), "b": (3, 5), "c": ()}, consts="c", transB=1), (13,)),
     "gemm_const_a_trans": (matmul("Gemm", {"a": (5, 4), "b": (5, 3), "c": (1, 3)}, consts="ac", transA=1,
                                   transB=0), (13,)),
+    "conv1d": (window_op("Conv", (2, 4, 13), (6, 4, 3), pads=[1, 1], strides=[2]), (11, 17)),
+    "conv1d_dilated_groups": (window_op("Conv", (1, 6, 13), (9, 2, 3), group=3, dilations=[2], pads=[2, 1],
+                                        kernel_shape=[3]), (17,)),
+    "conv1d_same_upper": (window_op("Conv", (1, 3, 10), (4, 3, 4), strides=[3], auto_pad="SAME_UPPER"), (17,)),
+    "maxpool1d": (window_op("MaxPool", (2, 3, 13), kernel_shape=[3], strides=[2], pads=[1, 1], ceil_mode=1),
+                  (11, 17)),
+    "avgpool1d_include_pad": (window_op("AveragePool", (2, 3, 13), kernel_shape=[3], strides=[2], pads=[1, 0],
+                                        count_include_pad=1), (17,)),
+    "global_avgpool1d": (window_op("GlobalAveragePool", (2, 5, 7)), (17,)),
+    "global_maxpool1d": (window_op("GlobalMaxPool", (2, 5, 7)), (17,)),
 }
 
 IMPORT_CASES = [(name, opset) for name, (_, opsets) in CASES.items() for opset in opsets]
@@ -215,7 +238,8 @@ def test_import_errors(name):
                                         ("ct_output_shape", 17), ("ct_same_upper_dilated", 17), ("ct_1d", 17),
                                         ("ct_groups_bn", 17), ("matmul_broadcast", 17),
                                         ("gemm_trans_a", 17), ("gemm_tensors_trans_b", 17), ("matmul_6d_const", 17),
-                                        ("matmul_const_first", 17)])
+                                        ("matmul_const_first", 17), ("conv1d_dilated_groups", 17),
+                                        ("maxpool1d", 17), ("avgpool1d_include_pad", 17), ("global_avgpool1d", 17)])
 def test_export_runs_in_onnxruntime_and_loads_back(name, opset, devices, rng):
     proto, feeds = CASES[name][0](rng, CASES[name][1][0])
     model = clnn.load(proto.SerializeToString())
@@ -230,3 +254,108 @@ def test_batchnorm_folds_into_conv_transpose(devices, rng):
     proto, feeds = CASES["ct_groups_bn"][0](rng, 17)
     model = check_import(proto, feeds, devices)
     assert [layer.op for layer in model.layers] == ["ConvTranspose"]
+
+
+# models exported by torch ---------------------------------------------------------------
+
+DATA = Path(__file__).resolve().parent / "data"
+TORCH_MODELS = sorted(p.name for p in DATA.glob("torch_*.onnx"))
+
+
+@pytest.mark.parametrize("name", TORCH_MODELS)
+def test_torch_exports_match_onnxruntime(name, devices, rng):
+    """Small models that torch.onnx.export wrote (tests/data/make_torch_fixtures.py)."""
+    proto = onnx.load(DATA / name)
+    feeds = {i.name: rand(rng, [d.dim_value for d in i.type.tensor_type.shape.dim]) for i in proto.graph.input}
+    model = clnn.load(DATA / name)
+    assert_matches(run_clnn(model, feeds, devices), run_ort(proto, feeds))
+    if name.startswith("torch_lrn"):    # one LRN layer for each LocalResponseNorm subgraph
+        assert [layer.op for layer in model.layers] == ["Conv", "LRN", "MaxPool", "Conv", "LRN"]
+
+
+def test_torch_exports_cover_the_spatial_ops():
+    assert {"torch_lrn_ts.onnx", "torch_lrn_dynamo.onnx", "torch_upsample_ts.onnx", "torch_conv_transpose_ts.onnx",
+            "torch_conv1d_ts.onnx", "torch_matmul_ts.onnx"} <= set(TORCH_MODELS)
+
+
+# torch's LocalResponseNorm subgraph, written out as torch writes it ------------------------
+
+def torch_lrn(shape, size=5, alpha=1e-4, beta=0.75, k=2.0, square="Mul", pads=None, outputs=("y",), opset=18):
+    """x -> Relu -> the ops torch.onnx.export (dynamo) writes for
+    nn.LocalResponseNorm: the squares regrouped to (N, 1, C, ...), padded
+    and averaged along axis 2, regrouped back, then x / (d * alpha + k) **
+    beta. For a 3-D x torch unsqueezes instead of reshaping."""
+    rank = len(shape)
+    consts = {"alpha": np.array(alpha, np.float32), "k": np.array(k, np.float32),
+              "beta": np.array(beta, np.float32), "axis1": np.array([1], np.int64)}
+    if pads is None:
+        pads = [0] * (2 * rank + 2)
+        pads[2], pads[rank + 3] = size // 2, (size - 1) // 2
+    consts["pads"] = np.array(pads, np.int64)
+    nodes = [node("Relu", ["x"], ["r"])]
+    if square == "Mul":
+        nodes.append(node("Mul", ["r", "r"], ["sq"]))
+    else:
+        consts["two"] = np.array(2.0, np.float32)
+        nodes.append(node("Pow", ["r", "two"], ["sq"]))
+    if rank == 3:
+        nodes.append(node("Unsqueeze", ["sq", "axis1"], ["view"]))
+    else:
+        consts["view_shape"] = np.array([shape[0], 1, shape[1], shape[2], -1], np.int64)
+        nodes.append(node("Reshape", ["sq", "view_shape"], ["view"]))
+    nodes += [node("Pad", ["view", "pads"], ["padded"], mode="constant"),
+              node("AveragePool", ["padded"], ["pool"], kernel_shape=[size] + [1] * (rank - 2),
+                   strides=[1] * (rank - 1), pads=[0] * 2 * (rank - 1), count_include_pad=1),
+              node("Squeeze", ["pool", "axis1"], ["back"]),
+              node("Mul", ["back", "alpha"], ["scaled"]), node("Add", ["scaled", "k"], ["biased"]),
+              node("Pow", ["biased", "beta"], ["power"]), node("Div", ["r", "power"])]
+    return make_model(nodes, {"x": shape}, consts, outputs=outputs, opset=opset)
+
+
+def rewritten(proto):
+    return [n.op_type for n in rewrite(onnx, proto)]
+
+
+@pytest.mark.parametrize("square", ["Mul", "Pow"])
+@pytest.mark.parametrize("opset", [13, 18, 21])
+def test_torch_lrn_becomes_one_lrn(square, opset, devices, rng):
+    proto = torch_lrn((2, 9, 5, 3), size=5, square=square, opset=opset)
+    assert rewritten(proto) == ["Relu", "LRN"]
+    model = check_import(proto, {"x": rand(rng, (2, 9, 5, 3))}, devices)
+    (lrn,) = [layer for layer in model.layers if layer.op == "LRN"]
+    assert (lrn.size, lrn.beta, lrn.bias) == (5, 0.75, 2.0) and lrn.alpha == pytest.approx(1e-4)
+
+
+def test_torch_lrn_size_3_other_constants(devices, rng):
+    proto = torch_lrn((1, 7, 4, 4), size=3, alpha=0.3, beta=0.6, k=1.5)
+    assert rewritten(proto) == ["Relu", "LRN"]
+    check_import(proto, {"x": rand(rng, (1, 7, 4, 4))}, devices)
+
+
+def test_torch_lrn_of_3d_input_becomes_lrn():
+    nodes = rewrite(onnx, torch_lrn((2, 9, 7), size=3))
+    assert [n.op_type for n in nodes] == ["Relu", "LRN"]
+    assert {a.name: helper.get_attribute_value(a) for a in nodes[1].attribute}["size"] == 3
+
+
+@pytest.mark.parametrize("why, proto", [
+    ("even size: torch's window is one channel lower than LRN's", torch_lrn((1, 8, 3, 3), size=4)),
+    ("padding on another axis", torch_lrn((1, 8, 3, 3), pads=[0, 0, 0, 2, 0, 0, 0, 0, 2, 0])),
+    ("padding only before", torch_lrn((1, 8, 3, 3), pads=[0, 0, 4, 0, 0, 0, 0, 0, 0, 0]))])
+def test_lookalikes_stay_as_they_are(why, proto):
+    assert "LRN" not in rewritten(proto), why
+    assert len(rewrite(onnx, proto)) == len(proto.graph.node)
+
+
+def test_a_part_used_elsewhere_stays(devices, rng):
+    """The squares are also a graph output: the Div becomes LRN, the Mul stays."""
+    proto = torch_lrn((1, 8, 3, 3), outputs=("y", "sq"))
+    assert rewritten(proto) == ["Relu", "Mul", "LRN"]
+    check_import(proto, {"x": rand(rng, (1, 8, 3, 3))}, devices)
+
+
+def test_the_callers_proto_is_left_as_it_was():
+    proto = torch_lrn((1, 8, 3, 3))
+    before = proto.SerializeToString()
+    clnn.load(proto)
+    assert proto.SerializeToString() == before

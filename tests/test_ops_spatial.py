@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clnn import Model
-from clnn.ops import ConvTranspose2d, MatMul, Resize
+from clnn.ops import Conv2d, ConvTranspose2d, MatMul, Pool, Resize
 from clnn.plan import Plan
 
 from helpers import rand, rel_err, run
@@ -75,6 +75,13 @@ CASES = {
     "gemm_trans_a": matmul((5, 7), None, (5, 3), trans_a=True, alpha=0.5, bias=True),
     "gemm_trans_b_tensor": matmul((4, 5), (3, 5), trans_b=True, alpha=2.0),
     "gemm_trans_both": matmul((5, 4), (3, 5), trans_a=True, trans_b=True, activation="sigmoid"),
+    "conv1d": single((2, 5, 13), lambda rng: Conv2d("y", "x", rand(rng, (7, 5, 3, 1), 0.3), rand(rng, (7,)),
+                                                    stride=(2, 1), pads=(1, 0, 1, 0), activation="relu")),
+    "conv1d_depthwise_dilated": single((1, 6, 13), lambda rng: Conv2d("y", "x", rand(rng, (6, 1, 3, 1), 0.3),
+                                                                      groups=6, dilation=(2, 1), pads=(2, 0, 2, 0))),
+    "maxpool1d": single((2, 3, 13), lambda rng: Pool("y", "x", "max", (3, 1), (2, 1), pads=(1, 0, 1, 0))),
+    "avgpool1d_ceil": single((1, 4, 13), lambda rng: Pool("y", "x", "avg", (2, 1), (2, 1), ceil_mode=True)),
+    "global_avgpool1d": single((3, 4, 7), lambda rng: Pool("y", "x", "avg")),
 }
 
 
