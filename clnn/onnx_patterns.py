@@ -131,27 +131,26 @@ class _Graph:
                 return tensor
 
     def match_lrn(self, div):
-        """(div, x, the pad's input, what alpha scales, LRN attributes) where ``div`` ends torch's LocalResponseNorm of x,
-        as far as the ops and constants tell; else None."""
+        """(div, x, the pad's input, what alpha scales, LRN attributes)
+        where ``div`` ends torch's LocalResponseNorm of x, as far as the ops
+        and constants tell; else None. Walks up from the Div."""
         if div.op_type != "Div" or len(div.input) != 2:
             return None
         x = div.input[0]
         power = self._made_by(div.input[1], "Pow")
-        beta = power and self.scalar(power.input[1])
-        add = beta is not None and self._made_by(power.input[0], "Add")
+        beta = self.scalar(power.input[1]) if power else None
+        add = self._made_by(power.input[0], "Add") if beta is not None else None
         base, bias = self._operand_and_scalar(add) if add else (None, None)
-        mul = base and self._made_by(base, "Mul")
+        mul = self._made_by(base, "Mul") if base else None
         scaled, alpha = self._operand_and_scalar(mul) if mul else (None, None)
-        pooled = scaled and self._regrouped_from(scaled)
-        pool = pooled and self._made_by(pooled, "AveragePool")
-        pad = pool and self._made_by(pool.input[0], "Pad")
-        if not pad or alpha is None:
+        pool = self._made_by(self._regrouped_from(scaled), "AveragePool") if scaled else None
+        pad = self._made_by(pool.input[0], "Pad") if pool else None
+        window = self._pool_window(pool) if pad and alpha is not None else None
+        if not window or window[0] % 2 == 0:
             return None
-        window = self._pool_window(pool)
-        size = window and window[0]
-        regrouped = pad.input[0]
+        size, regrouped = window[0], pad.input[0]
         square = self._made_by(self._regrouped_from(regrouped), "Mul", "Pow")
-        if not size or size % 2 == 0 or square is None or not self._pads_channels(pad, size, len(window) + 2):
+        if square is None or not self._pads_channels(pad, size, len(window) + 2):
             return None
         squared = (square.input[0] == square.input[1] == x if square.op_type == "Mul"
                    else square.input[0] == x and self.scalar(square.input[1]) == 2)
