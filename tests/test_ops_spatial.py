@@ -60,6 +60,7 @@ CASES = {
     "ct_groups_dilated": conv_transpose((2, 6, 5, 4), (6, 2, 3, 2), bias=False, groups=3, dilation=(2, 1),
                                         stride=(1, 3), pads=(1, 0, 2, 1), activation=("leaky_relu", 0.1)),
     "ct_depthwise": conv_transpose((1, 5, 7, 7), (5, 1, 3, 3), groups=5, stride=2),
+    "ct_grouped_blocks": conv_transpose((2, 4, 5, 3), (4, 8, 3, 3), groups=2, stride=2, pads=1, activation="relu"),
     "ct_output_larger": conv_transpose((1, 3, 4, 3), (3, 2, 2, 2), stride=(3, 2), output_size=(13, 7)),
     "ct_same_lower": conv_transpose((2, 2, 5, 3), (2, 3, 4, 3), stride=2, auto_pad="SAME_LOWER"),
     "ct_1d": conv_transpose((2, 3, 7), (3, 4, 3, 1), stride=(2, 1), pads=(1, 0, 0, 0), activation="tanh"),

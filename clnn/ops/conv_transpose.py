@@ -17,6 +17,11 @@ from .base import (AUTO_PADS, OUT, In, Launch, Layer, Param, activation_args, ac
                    box_args, ceil_div, grid_launch, pads4, pair)
 from .registry import OpEntry
 
+# output channels per work-item (where the channels of a group allow):
+# each input value read serves that many; a Target's tuning parameters
+# conv_transpose.cpu.CB and conv_transpose.gpu.CB override them
+BLOCKS = {"cpu": {"CB": 8}, "gpu": {"CB": 4}}
+
 
 def transposed_axis(in_len, kernel, stride, dilation, output_padding, begin, end, out_len, auto_pad):
     """(pad at the start, output length) along one axis, as onnxruntime
@@ -153,26 +158,38 @@ class ConvTranspose2d(Layer):
         c_lo, c_hi = out_box.c0 // mg * cin_g, ((out_box.c1 - 1) // mg + 1) * cin_g
         return Box(out_box.n0, out_box.n1, c_lo, c_hi, lo, max(hi, lo))
 
+    def channel_block(self, target):
+        """Output channels per work-item: the tuned block where every block
+        of the layer lies in one group, else 1."""
+        block = target.tuned(f"conv_transpose.{target.kind}", BLOCKS[target.kind])["CB"]
+        return block if self.groups == 1 or self.weight.shape[1] % block == 0 else 1
+
     def params(self, target):
-        """Weights as the kernel reads them: (M, KH, KW, C/groups), the
-        input channels of one tap contiguous."""
+        """Weights as the kernel reads them: (M / CB, KH, KW, C / groups, CB)
+        for blocks of CB output channels, zero-padded to whole blocks."""
         c, mg, kh, kw = self.weight.shape
+        block = self.channel_block(target)
         per_group = self.weight.reshape(self.groups, c // self.groups, mg, kh, kw)
         packed = per_group.transpose(0, 2, 3, 4, 1).reshape(self.out_channels, kh, kw, c // self.groups)
-        return {"w": np.ascontiguousarray(packed),
+        padded = np.zeros((ceil_div(self.out_channels, block) * block, kh, kw, c // self.groups), np.float32)
+        padded[:self.out_channels] = packed
+        blocks = padded.reshape(-1, block, kh, kw, c // self.groups).transpose(0, 2, 3, 4, 1)
+        return {"w": np.ascontiguousarray(blocks),
                 "bias": self.bias if self.bias is not None else np.zeros(1, np.float32)}
 
     def launches(self, target, box):
         _, c, h, w = self.in_shapes[0]
         _, m, oh, ow = self.out_shape
         (kh, kw), (sh, sw), (dh, dw) = self.weight.shape[2:], self.stride, self.dilation
+        block = self.channel_block(target)
         args = {"out": OUT, "in": In(0), "w": Param("w"), "bias": Param("bias"), "cin_g": c // self.groups,
                 "m_per_group": self.weight.shape[1], "H": h, "W": w, "OH": oh, "OW": ow, "KH": kh, "KW": kw,
                 "sh": sh, "sw": sw, "dh": dh, "dw": dw, "pt": self.geometry[0][0], "pl": self.geometry[1][0],
                 **box_args(box), "bn": box.n1 - box.n0, **activation_args(self.activation),
                 "has_bias": self.bias is not None}
-        size, local = grid_launch(target, (ow, (box.c1 - box.c0) * (box.h1 - box.h0), box.n1 - box.n0))
-        return [Launch("clnn_conv_transpose_direct", size, local, args)]
+        blocks = ceil_div(box.c1, block) - box.c0 // block     # whole blocks of the weights, over the box
+        size, local = grid_launch(target, (ow, blocks * (box.h1 - box.h0), box.n1 - box.n0))
+        return [Launch("clnn_conv_transpose_direct", size, local, args, (f"-DCB={block}",))]
 
     # ONNX ------------------------------------------------------------------------------
     def to_onnx(self, writer):
