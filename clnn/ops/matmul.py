@@ -159,7 +159,6 @@ class MatMul(Layer):
         operand = 1 if (index == 1 or self.constant_first) else 0
         shape = self.in_shapes[index]
         sn, sb = self.strides[operand][:2]
-        t, m = self.out_dims[-2:] if len(self.out_dims) > 2 else (1, self.out_dims[-1])
         n0, n1 = (out_box.n0, out_box.n1) if sn == BATCH else (0, shape[0])
         if len(self.out_dims) == 2:     # 2-D operands, stored (rows, cols, 1, 1)
             if operand == 0:
@@ -171,6 +170,7 @@ class MatMul(Layer):
                 Box(0, shape[0], out_box.c0, out_box.c1, 0, 1)
         if sb == 0:     # one matrix serves every inner batch item: all of it
             return Box(n0, n1, 0, shape[1], 0, shape[2])
+        t, m = self.out_dims[-2:]
         _, _, h, w = self.out_shape
         first = (out_box.c0 * h + out_box.h0) * w
         last = ((out_box.c1 - 1) * h + out_box.h1) * w      # one past the last element of the box
