@@ -105,25 +105,27 @@ def test_matches_reference(name, kind, device, rng):
 
 
 @pytest.mark.oclgrind
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_split_on_one_device_reads_only_its_input_box(name, device, rng):
+def test_split_on_one_device_reads_only_its_input_box(name, kind, device, rng):
     """Two slices on one device with resident buffers: only each slice's
     declared input box is copied in, so a read past it reads NaN."""
     model, feeds = build(name, rng)
     expected = model.reference(feeds)[0]
     for dim in ("c", "h", "n"):
         plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
-        (actual,) = run(model, feeds, plan, [device], memory="discrete")
+        (actual,) = run(model, feeds, plan, [device], memory="discrete", kind=kind)
         assert rel_err(actual, expected) < TOL, dim
 
 
 @pytest.mark.parametrize("grouping, memory", [("platform", "auto"), ("device", "discrete")])
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_every_slice_equals_the_whole(name, grouping, memory, pair, rng, monkeypatch):
+def test_every_slice_equals_the_whole(name, kind, grouping, memory, pair, rng, monkeypatch):
     model, feeds = build(name, rng)
     for layer in model.layers:
         monkeypatch.setattr(layer, "granule", lambda dim: 1)
-    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]])
+    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]], kind=kind)
     assert rel_err(whole, model.reference(feeds)[0]) < TOL
     for dim in ("n", "c", "h"):
         splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
@@ -132,7 +134,7 @@ def test_every_slice_equals_the_whole(name, grouping, memory, pair, rng, monkeyp
         extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
         for shares in _share_patterns(extent):
             (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair), grouping=grouping,
-                           memory=memory)
+                           memory=memory, kind=kind)
             assert rel_err(split, whole) < 1e-6, (dim, shares)
 
 
