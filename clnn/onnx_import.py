@@ -112,7 +112,7 @@ class _Node:
             self.fail(f"attribute {name} is required")
         value = tuple(int(v) for v in value)
         if len(value) != count:
-            self.fail(f"{name} {list(value)} must have {count} values (clnn runs 2-D windows only)")
+            self.fail(f"{name} {list(value)} must have {count} values (one per spatial axis, or two per axis for pads)")
         return value
 
     def ignore(self, *names):
