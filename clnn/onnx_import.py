@@ -192,7 +192,7 @@ class _Importer:
         self.layers = []
         self.converters = converters()
         # exporters' subgraphs of one operation become its node again (clnn.onnx_patterns)
-        self.nodes = rewrite(onnx, proto)
+        self.nodes = rewrite(onnx, proto, batch)
         self.used = {name for node in self.nodes for name in node.input if name}
         self.used |= {o.name for o in self.graph.output}
 

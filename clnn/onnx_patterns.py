@@ -30,15 +30,16 @@ _REGROUP = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
 _SMALL = 64
 
 
-def rewrite(onnx, proto):
+def rewrite(onnx, proto, batch=1):
     """The nodes of ``proto``'s graph to import, with torch's
     LocalResponseNorm subgraphs replaced by LRN nodes (``proto`` is left as
-    it is)."""
+    it is); ``batch`` stands for a symbolic batch dimension of the inputs,
+    as the importer fixes it."""
     graph = _Graph(onnx, proto)
     found = [match for match in map(graph.match_lrn, proto.graph.node) if match is not None]
     if not found:
         return list(proto.graph.node)
-    shapes = graph.shapes()
+    shapes = graph.shapes(batch)
     replaced = {}
     for div, x, regrouped, scaled, attrs in found:
         if graph.lrn_shapes_fit(shapes, x, regrouped, scaled):
@@ -187,16 +188,26 @@ class _Graph:
         return bool(np.array_equal(pads, expected))
 
     # shapes -------------------------------------------------------------------------
-    def shapes(self):
+    def shapes(self, batch):
         """{tensor: dims} from onnx's shape inference (a dim is its value,
-        its symbol, or None); large weights are given as typed inputs, so
-        their data is not copied."""
+        its symbol, or None), with the inputs' symbolic batch dimensions
+        set to ``batch`` (so that shapes computed from Shape ops are known);
+        large weights are given as typed inputs, so their data is not
+        copied."""
         helper, graph = self.onnx.helper, self.proto.graph
+        inputs = []
+        for info in graph.input:
+            fixed = type(info)()
+            fixed.CopyFrom(info)
+            dims = fixed.type.tensor_type.shape.dim if fixed.type.tensor_type.HasField("shape") else []
+            if dims and not dims[0].HasField("dim_value"):
+                dims[0].dim_value = batch
+            inputs.append(fixed)
         declared = {i.name for i in graph.input}
         small = [t for t in graph.initializer if int(np.prod(t.dims)) <= _SMALL]
         typed = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in graph.initializer
                  if int(np.prod(t.dims)) > _SMALL and t.name not in declared]
-        stripped = helper.make_graph(graph.node, graph.name, list(graph.input) + typed, graph.output, small)
+        stripped = helper.make_graph(graph.node, graph.name, inputs + typed, graph.output, small)
         model = helper.make_model(stripped, opset_imports=self.proto.opset_import, ir_version=self.proto.ir_version)
         try:
             inferred = self.onnx.shape_inference.infer_shapes(model, data_prop=True).graph

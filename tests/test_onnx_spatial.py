@@ -264,18 +264,19 @@ TORCH_MODELS = sorted(p.name for p in DATA.glob("torch_*.onnx"))
 
 @pytest.mark.parametrize("name", TORCH_MODELS)
 def test_torch_exports_match_onnxruntime(name, devices, rng):
-    """Small models that torch.onnx.export wrote (tests/data/make_torch_fixtures.py)."""
+    """Small models that torch.onnx.export wrote (tests/data/make_torch_fixtures.py);
+    a symbolic batch runs as 3."""
     proto = onnx.load(DATA / name)
-    feeds = {i.name: rand(rng, [d.dim_value for d in i.type.tensor_type.shape.dim]) for i in proto.graph.input}
-    model = clnn.load(DATA / name)
+    feeds = {i.name: rand(rng, [d.dim_value or 3 for d in i.type.tensor_type.shape.dim]) for i in proto.graph.input}
+    model = clnn.load(DATA / name, batch=next(iter(feeds.values())).shape[0])
     assert_matches(run_clnn(model, feeds, devices), run_ort(proto, feeds))
     if name.startswith("torch_lrn"):    # one LRN layer for each LocalResponseNorm subgraph
         assert [layer.op for layer in model.layers] == ["Conv", "LRN", "MaxPool", "Conv", "LRN"]
 
 
 def test_torch_exports_cover_the_spatial_ops():
-    assert {"torch_lrn_ts.onnx", "torch_lrn_dynamo.onnx", "torch_upsample_ts.onnx", "torch_conv_transpose_ts.onnx",
-            "torch_conv1d_ts.onnx", "torch_matmul_ts.onnx"} <= set(TORCH_MODELS)
+    assert {"torch_lrn_ts.onnx", "torch_lrn_dynamo.onnx", "torch_lrn_any_batch_ts.onnx", "torch_upsample_ts.onnx",
+            "torch_conv_transpose_ts.onnx", "torch_conv1d_ts.onnx", "torch_matmul_ts.onnx"} <= set(TORCH_MODELS)
 
 
 # torch's LocalResponseNorm subgraph, written out as torch writes it ------------------------
@@ -359,3 +360,13 @@ def test_the_callers_proto_is_left_as_it_was():
     before = proto.SerializeToString()
     clnn.load(proto)
     assert proto.SerializeToString() == before
+
+
+def test_torch_lrn_with_any_batch_rewrites_for_each_batch_fed(devices, rng):
+    """torch computes the reshapes' sizes from Shape ops where the batch is
+    symbolic; a session builds itself per batch size and rewrites each."""
+    path = DATA / "torch_lrn_any_batch_ts.onnx"
+    session = clnn.InferenceSession(str(path), devices=devices, plan=[1.0] + [0.0] * (len(devices) - 1))
+    for batch in (1, 4):
+        x = rand(rng, (batch, 3, 15, 15))
+        assert_matches([session.run(None, {"x": x})], run_ort(onnx.load(path), {"x": x}))

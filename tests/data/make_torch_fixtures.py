@@ -74,21 +74,28 @@ class TokenMixer(nn.Module):
         return torch.matmul(q, k.reshape(x.shape[0], 6, -1))
 
 
-MODELS = {"lrn": (AlexNetHead, (1, 3, 15, 15), ("ts", "dynamo")),
-          "upsample": (Upsampling, (1, 3, 5, 6), ("ts", "dynamo")),
-          "conv_transpose": (StyleDecoder, (1, 8, 4, 5), ("ts", "dynamo")),
-          "conv1d": (Conv1dNet, (2, 4, 13), ("ts",)),
-          "matmul": (TokenMixer, (2, 5, 4), ("ts", "dynamo"))}
+# name: (module, input shape, exporters, symbolic batch)
+MODELS = {"lrn": (AlexNetHead, (1, 3, 15, 15), ("ts", "dynamo"), False),
+          "lrn_any_batch": (AlexNetHead, (2, 3, 15, 15), ("ts", "dynamo"), True),
+          "upsample": (Upsampling, (1, 3, 5, 6), ("ts", "dynamo"), False),
+          "conv_transpose": (StyleDecoder, (1, 8, 4, 5), ("ts", "dynamo"), False),
+          "conv1d": (Conv1dNet, (2, 4, 13), ("ts",), False),
+          "matmul": (TokenMixer, (2, 5, 4), ("ts", "dynamo"), False)}
 
 
 def main():
     torch.manual_seed(0)
-    for name, (make, shape, exporters) in MODELS.items():
+    for name, (make, shape, exporters, any_batch) in MODELS.items():
         model, x = make().eval(), torch.randn(shape)
         for exporter in exporters:
             path = HERE / f"torch_{name}_{exporter}.onnx"
-            dynamo = exporter == "dynamo"
-            torch.onnx.export(model, (x,), str(path), dynamo=dynamo, opset_version=18 if dynamo else 17)
+            if exporter == "dynamo":
+                batch = {"dynamic_shapes": {"x": {0: torch.export.Dim("N")}}} if any_batch else {}
+                torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=18, input_names=["x"],
+                                  external_data=False, **batch)
+            else:
+                batch = {"dynamic_axes": {"x": {0: "N"}}} if any_batch else {}
+                torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17, input_names=["x"], **batch)
             print(path.name, path.stat().st_size, "bytes")
 
 
