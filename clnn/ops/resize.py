@@ -170,10 +170,12 @@ class Resize(Layer):
         _, _, h, w = self.in_shapes[0]
         _, _, oh, ow = self.out_shape
         args = {"out": OUT, "in": In(0), "rows": Param("rows"), "row_w": Param("row_w"), "cols": Param("cols"),
-                "col_w": Param("col_w"), "linear": self.mode == "linear", "outside": self.extrapolation_value,
-                "H": h, "W": w, "OH": oh, "OW": ow, **box_args(box), "bn": box.n1 - box.n0}
+                "col_w": Param("col_w"), "outside": self.extrapolation_value, "H": h, "W": w, "OH": oh, "OW": ow,
+                **box_args(box), "bn": box.n1 - box.n0}
         size, local = grid_launch(target, (ow, (box.c1 - box.c0) * (box.h1 - box.h0), box.n1 - box.n0))
-        return [Launch("clnn_resize_box", size, local, args)]
+        options = (("-DCLNN_RESIZE_LINEAR",) if self.mode == "linear" else ()) + (
+            ("-DCLNN_RESIZE_CROP",) if self.coordinate_mode == "tf_crop_and_resize" else ())
+        return [Launch("clnn_resize_box", size, local, args, options)]
 
     def to_onnx(self, writer):
         if self.coordinate_mode == "tf_half_pixel_for_nn" and writer.opset >= 13:
