@@ -4,10 +4,10 @@ tests/test_ops.py checks the others: on every device with the CPU- and the
 GPU-tuned kernels, and every slice of every splittable dimension equal to
 the whole."""
 
-import numpy as np
 import pytest
 
 from clnn import Model
+from clnn.box import Box
 from clnn.ops import Conv2d, ConvTranspose2d, MatMul, Pool, Resize
 from clnn.plan import Plan
 
@@ -142,6 +142,5 @@ def test_resize_input_box_is_the_rows_read():
     """A row slice of an upsampling reads only the input rows under it."""
     model = Model({"x": (1, 1, 8, 3)}, [Resize("y", "x", (2.0, 1.0), mode="linear")], ["y"])
     layer = model.layers[0]
-    from clnn.box import Box
     assert layer.input_box(Box(0, 1, 0, 1, 0, 4), 0) == Box(0, 1, 0, 1, 0, 3)
     assert layer.input_box(Box(0, 1, 0, 1, 12, 16), 0) == Box(0, 1, 0, 1, 5, 8)

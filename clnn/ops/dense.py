@@ -118,6 +118,7 @@ def _from_gemm(node):
         weight = alpha * (b if trans_b else b.T)
         bias = beta * _bias_vector(node, node.constant(2, "C"), weight.shape[0]) if node.has(2) else None
         return Dense(node.out, x, weight, bias)
+    # transA, a computed B or a constant A: MatMul, with constants transposed here
     operands = []
     for index, trans in ((0, trans_a), (1, trans_b)):
         value = node.constant(index, "AB"[index]) if node.is_constant(index) else node.tensor(index)
