@@ -24,6 +24,7 @@ from .errors import ModelError
 from .model import Model
 from .onnx_common import DEFAULT_DOMAINS, OLDEST_OPSET, REVIEWED_OPSET, require_onnx
 from .onnx_fold import fold
+from .onnx_patterns import rewrite
 from .onnx_types import check_types
 from .ops import Activation, Layer, registry
 
@@ -60,6 +61,12 @@ def _read(onnx, model):
     if not proto.HasField("graph"):
         raise ModelError(f"no ONNX graph in {what}")
     return proto
+
+
+def _copy(onnx, proto):
+    copied = onnx.ModelProto()
+    copied.CopyFrom(proto)
+    return copied
 
 
 def _parse(read, what):
@@ -127,7 +134,7 @@ class _Node:
             self.fail(f"attribute {name} is required")
         value = tuple(int(v) for v in value)
         if len(value) != count:
-            self.fail(f"{name} {list(value)} must have {count} values (clnn runs 2-D windows only)")
+            self.fail(f"{name} {list(value)} must have {count} values (one per spatial axis, or two per axis for pads)")
         return value
 
     def ignore(self, *names):
@@ -196,15 +203,22 @@ def _first_dim_name(info):
 class _Importer:
     def __init__(self, onnx, proto, batch, owned=False):
         self.onnx = onnx
-        self.owned = owned
         self.opset = _opset(onnx, proto)
         self.batch = batch
         self.symbolic = {}      # graph input name -> its batch dimension's name (None: unnamed)
         initialized = {t.name for t in proto.graph.initializer}
         # graph input name -> shape, the batch fed in place of a symbolic one
         self.inputs = {i.name: self._input_shape(i) for i in proto.graph.input if i.name not in initialized}
+        # exporters' subgraphs of one operation become its node again (clnn.onnx_patterns)
+        nodes = rewrite(onnx, proto, batch)
+        if len(nodes) != len(proto.graph.node) or any(a is not b for a, b in zip(nodes, proto.graph.node)):
+            if not owned:  # the caller's proto stays as it was
+                proto, owned = _copy(onnx, proto), True
+            proto.graph.ClearField("node")
+            proto.graph.node.extend(nodes)
         # shape subgraphs (Shape, Gather, Concat, ... of static shapes) become constants
         self.proto = fold(proto, self.inputs, in_place=owned)
+        self.owned = True  # a proto parsed here, or the copy made of the caller's by rewrite or fold
         self.graph = self.proto.graph
         # name -> numpy value (Constant nodes) or TensorProto (an initializer, read on first use)
         self.constants = {t.name: t for t in self.graph.initializer}
@@ -217,7 +231,8 @@ class _Importer:
         self.dims = {}          # clnn tensor -> shape as ONNX sees it
         self.layers = []
         self.converters = converters()
-        self.used = {name for node in self.graph.node for name in node.input if name}
+        self.nodes = list(self.graph.node)
+        self.used = {name for node in self.nodes for name in node.input if name}
         self.used |= {o.name for o in self.graph.output}
 
     def resolve(self, name):
@@ -238,7 +253,7 @@ class _Importer:
 
     def build(self, fuse=True):
         self.dims.update(self.inputs)
-        for node in self.graph.node:
+        for node in self.nodes:
             self._convert(node)
         outputs = [o.name for o in self.graph.output]
         for name in outputs:

@@ -355,6 +355,13 @@ class Attrs:
             ow -= (ow - 1) * sw >= w + pl
         return oh, ow
 
+    @property
+    def one_dimensional(self):
+        """Whether this is a (k, 1) window with no left or right padding:
+        the 1-D window it is over the rows of an (N, C, L) tensor's (L, 1)
+        storage."""
+        return self.kernel[1] == 1 and self.pads[1] == self.pads[3] == 0
+
     def input_rows(self, h0, h1, in_h):
         """Input rows read by output rows h0..h1 (clipped to the input)."""
         kh, sh, dh, pt = self.kernel[0], self.stride[0], self.dilation[0], self.pads[0]
@@ -379,18 +386,42 @@ AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
 def onnx_window(node, kernel, size):
     """Strides, dilations and pads (top, left, bottom, right) of an ONNX Conv
-    or pool node over an input of spatial ``size``; SAME pads are worked out."""
-    stride = node.ints("strides", 2, (1, 1))
-    dilation = node.ints("dilations", 2, (1, 1))
-    pads = node.ints("pads", 4, (0, 0, 0, 0))
+    or pool node with a window of ``kernel`` over an input of spatial
+    ``size``; SAME pads are worked out. A 1-D window (k,) comes back as the
+    (k, 1) window it is over the (L, 1) rows of an (N, C, L) tensor's
+    storage."""
+    spatial = len(kernel)
+    stride = node.ints("strides", spatial, (1,) * spatial)
+    dilation = node.ints("dilations", spatial, (1,) * spatial)
+    pads = node.ints("pads", 2 * spatial, (0,) * 2 * spatial)
     mode = node.attr("auto_pad", "NOTSET")
     if mode not in AUTO_PADS:
         node.fail(f"auto_pad {mode!r} is not one of {', '.join(AUTO_PADS)}")
     if mode != "NOTSET" and any(pads):
         node.fail(f"pads {list(pads)} cannot be given with auto_pad {mode}")
+    if spatial == 1:
+        kernel, size, stride, dilation = (tuple(kernel) + (1,), tuple(size) + (1,), stride + (1,),
+                                          dilation + (1,))
+        pads = (pads[0], 0, pads[1], 0)
     if mode.startswith("SAME"):
         pads = Attrs(kernel=kernel, stride=stride, dilation=dilation).same_pads(*size, mode).pads
     return {"stride": stride, "dilation": dilation, "pads": pads}
+
+
+def onnx_spatial_rank(node, tensor):
+    """1 or 2: the spatial axes of an (N, C, L) or (N, C, H, W) input."""
+    dims = node.shape(tensor)
+    if len(dims) not in (3, 4):
+        node.fail(f"input {tensor!r} has shape {list(dims)}; clnn supports 1-D (N, C, L) and 2-D (N, C, H, W) "
+                  "windows here")
+    return len(dims) - 2
+
+
+def onnx_attrs_1d(attrs):
+    """ONNX window attributes of a (k, 1) window (kernel_shape, strides,
+    dilations, pads, output_padding) as those of the 1-D window it is."""
+    per_axis = ("kernel_shape", "strides", "dilations", "output_padding")
+    return {k: v[:1] if k in per_axis else (v[::2] if k == "pads" else v) for k, v in attrs.items()}
 
 
 def onnx_need_rank(node, tensor, rank):
