@@ -1,11 +1,12 @@
-"""Graph passes run when a model is built: fold a per-channel scale and
-shift (an inference BatchNormalization) into the layer before it, fuse
-activations and residual adds into the layer that produces their input.
+"""Graph passes run when a model is built: recognise activations written
+as several elementwise nodes, fold a per-channel scale and shift (an
+inference BatchNormalization) into the layer before it, fuse activations and
+residual adds into the layer that produces their input.
 
 The passes ask layers what they can absorb (``with_scale_shift``,
 ``with_activation``, ``with_residual``) and what they are
-(``scale_and_shift``, ``standalone_activation``, ``residual_operands``);
-they know no layer types. They replace layers by fused copies and never
+(``scale_and_shift``, ``standalone_activation``, ``residual_operands``,
+``pointwise``, ``as_activation``); they know no layer types. They replace layers by fused copies and never
 change a layer object they were given.
 
 A fused layer keeps the name of the first layer of its chain, and the
@@ -15,6 +16,10 @@ outputs keep theirs.
 """
 
 import copy
+
+import numpy as np
+
+from .ops.base import COMPOSITE_ACTIVATIONS, apply_activation
 
 
 def _readers(layers, tensor):
@@ -99,9 +104,96 @@ def fuse_activations(layers, outputs):
     return layers
 
 
+# Where a group of elementwise layers is compared with an activation: a
+# fine grid over the range where activations bend, off the points where
+# they have kinks (0, +-3), and large values of both signs.
+_FAR = np.array([20.0, 50.0, 100.0, 1e3, 1e4])
+PROBES = np.concatenate([np.linspace(-12, 12, 601) + 0.0137, _FAR, -_FAR])
+# the most layers looked at above one (GELU's tanh form takes 8, and its
+# input may come from elementwise layers too)
+MAX_GROUP = 12
+
+
+def _pointwise_ancestors(layers, root):
+    """{name: layer} of root and the pointwise layers above it, nearest
+    first, at most MAX_GROUP."""
+    members, frontier = {root.name: root}, list(root.inputs)
+    while frontier and len(members) < MAX_GROUP:
+        producer = _producer(layers, frontier.pop(0))
+        if producer is not None and producer.name not in members and producer.pointwise() is not None:
+            members[producer.name] = producer
+            frontier.extend(producer.inputs)
+    return members
+
+
+def _group(members, root, source):
+    """The members that compute root from tensor ``source`` alone (root
+    included), or None where root reads something else too."""
+    group = {}
+
+    def reaches(tensor):
+        if tensor == source or tensor in group:
+            return True
+        if tensor not in members:
+            return False
+        group[tensor] = members[tensor]
+        return all(reaches(t) for t in members[tensor].inputs)
+
+    return group if reaches(root.name) else None
+
+
+def _identify(group, root, source):
+    """The activation of COMPOSITE_ACTIVATIONS that ``group`` computes from
+    ``source`` (equal on every probe to float32 precision), or None."""
+    values = {source: PROBES}
+
+    def value(tensor):
+        if tensor not in values:
+            layer = group[tensor]
+            values[tensor] = layer.pointwise()(*[value(t) for t in layer.inputs])
+        return values[tensor]
+
+    with np.errstate(all="ignore"):
+        found = np.broadcast_to(value(root.name), PROBES.shape)
+        for activation in COMPOSITE_ACTIVATIONS:
+            expected = apply_activation(PROBES, activation)
+            close = np.abs(found - expected) <= 1e-6 * (1 + np.abs(PROBES) + np.abs(expected))
+            if np.all(close | (np.isnan(found) & np.isnan(expected))):
+                return activation
+    return None
+
+
+def recognise_activations(layers, outputs):
+    """A group of elementwise layers that computes an activation of one
+    tensor becomes that activation (x * Sigmoid(x) is SiLU, x * 0.5 * (1 +
+    Erf(x / sqrt 2)) is GELU, Max(x, 0) is ReLU), which the later passes
+    fuse into the tensor's producer. The group's inner tensors must be read
+    only inside it; the largest group wins."""
+    for root in _current(layers, lambda layer: layer.pointwise() is not None):
+        members = _pointwise_ancestors(layers, root)
+        best = None
+        for source in dict.fromkeys(t for layer in members.values() for t in layer.inputs):
+            group = _group(members, root, source)
+            if group is None or (best and len(group) <= len(best[1])):
+                continue
+            inner = [name for name in group if name != root.name]
+            if any(name in outputs or any(r.name not in group for r in _readers(layers, name)) for name in inner):
+                continue
+            activation = _identify(group, root, source)
+            if activation is not None and (inner or activation != root.standalone_activation()):
+                best = (source, group, activation)
+        replacement = best and root.as_activation(best[0], best[2])
+        if replacement:
+            for name in best[1]:
+                if name != root.name:
+                    layers.remove(best[1][name])
+            layers[layers.index(root)] = replacement
+    return layers
+
+
 def optimize(layers, outputs):
     """All passes, in the order that lets each enable the next."""
     layers = list(layers)
-    for fuse in (fold_scale_shift, fuse_activations, fuse_residual, fuse_activations):
+    for fuse in (recognise_activations, fold_scale_shift, fuse_activations, fuse_residual, fuse_activations):
         layers = fuse(layers, outputs)
     return layers
