@@ -16,6 +16,7 @@ outputs keep theirs.
 """
 
 import copy
+import functools
 
 import numpy as np
 
@@ -109,58 +110,96 @@ def fuse_activations(layers, outputs):
 # they have kinks (0, +-3), and large values of both signs.
 _FAR = np.array([20.0, 50.0, 100.0, 1e3, 1e4])
 PROBES = np.concatenate([np.linspace(-12, 12, 601) + 0.0137, _FAR, -_FAR])
-# the most layers looked at above one (GELU's tanh form takes 8, and its
-# input may come from elementwise layers too)
-MAX_GROUP = 12
+# the most layers one group may have (GELU's tanh form takes 8)
+MAX_GROUP = 10
 
 
-def _pointwise_ancestors(layers, root):
-    """{name: layer} of root and the pointwise layers above it, nearest
-    first, at most MAX_GROUP."""
-    members, frontier = {root.name: root}, list(root.inputs)
-    while frontier and len(members) < MAX_GROUP:
-        producer = _producer(layers, frontier.pop(0))
-        if producer is not None and producer.name not in members and producer.pointwise() is not None:
-            members[producer.name] = producer
-            frontier.extend(producer.inputs)
-    return members
+class _Pointwise:
+    """The pointwise layers of a graph, and which layers read each tensor."""
 
+    def __init__(self, layers, outputs):
+        self.functions = {layer.name: layer.pointwise() for layer in layers}
+        self.layers = {layer.name: layer for layer in layers if self.functions[layer.name] is not None}
+        self.readers = {}
+        for layer in layers:
+            for tensor in set(layer.inputs):
+                self.readers.setdefault(tensor, []).append(layer.name)
+        self.outputs = set(outputs)
 
-def _group(members, root, source):
-    """The members that compute root from tensor ``source`` alone (root
-    included), or None where root reads something else too."""
-    group = {}
+    def inner(self, tensor):
+        """Whether ``tensor`` may be inside a group: made and read by
+        pointwise layers only, and not a model output."""
+        return (tensor in self.layers and tensor not in self.outputs
+                and all(r in self.layers for r in self.readers.get(tensor, ())))
 
-    def reaches(tensor):
-        if tensor == source or tensor in group:
-            return True
-        if tensor not in members:
-            return False
-        group[tensor] = members[tensor]
-        return all(reaches(t) for t in members[tensor].inputs)
+    def ancestors(self, root):
+        """{name: layer} of root and the pointwise layers above it that may
+        be inside a group with it, nearest first, at most MAX_GROUP."""
+        members, frontier = {root.name: root}, list(root.inputs)
+        while frontier and len(members) < MAX_GROUP:
+            tensor = frontier.pop(0)
+            if tensor not in members and self.inner(tensor):
+                members[tensor] = self.layers[tensor]
+                frontier.extend(members[tensor].inputs)
+        return members
 
-    return group if reaches(root.name) else None
+    def group(self, members, root, source):
+        """The members that compute root from tensor ``source`` alone, their
+        inner tensors read only among them; None where there are none."""
+        group = {}
 
+        def reaches(tensor):
+            if tensor == source or tensor in group:
+                return True
+            if tensor not in members:
+                return False
+            group[tensor] = members[tensor]
+            return all(reaches(t) for t in members[tensor].inputs)
 
-def _identify(group, root, source):
-    """The activation of COMPOSITE_ACTIVATIONS that ``group`` computes from
-    ``source`` (equal on every probe to float32 precision), or None."""
-    values = {source: PROBES}
+        if not reaches(root.name):
+            return None
+        if any(r not in group for name in group if name != root.name for r in self.readers.get(name, ())):
+            return None
+        return group
 
-    def value(tensor):
+    def replace(self, group, replacement):
+        """Note that ``replacement`` took the place of ``group``."""
+        for name, layer in group.items():
+            for tensor in set(layer.inputs):
+                self.readers[tensor].remove(name)
+            del self.layers[name], self.functions[name]
+        self.layers[replacement.name] = replacement
+        self.functions[replacement.name] = replacement.pointwise()
+        for tensor in set(replacement.inputs):
+            self.readers.setdefault(tensor, []).append(replacement.name)
+
+    def value(self, group, tensor, source, values):
+        """The values ``tensor`` takes on PROBES for ``source``."""
+        if tensor == source:
+            return PROBES
         if tensor not in values:
-            layer = group[tensor]
-            values[tensor] = layer.pointwise()(*[value(t) for t in layer.inputs])
+            inputs = [self.value(group, t, source, values) for t in group[tensor].inputs]
+            values[tensor] = np.broadcast_to(self.functions[tensor](*inputs), PROBES.shape)
         return values[tensor]
 
+
+@functools.lru_cache(maxsize=1)
+def _candidates():
+    """The values of COMPOSITE_ACTIVATIONS on PROBES (a row each), and how
+    far from them a group may be: float32 precision of the value and of
+    the input."""
     with np.errstate(all="ignore"):
-        found = np.broadcast_to(value(root.name), PROBES.shape)
-        for activation in COMPOSITE_ACTIVATIONS:
-            expected = apply_activation(PROBES, activation)
-            close = np.abs(found - expected) <= 1e-6 * (1 + np.abs(PROBES) + np.abs(expected))
-            if np.all(close | (np.isnan(found) & np.isnan(expected))):
-                return activation
-    return None
+        values = np.array([apply_activation(PROBES, name) for name in COMPOSITE_ACTIVATIONS])
+    return values, 1e-6 * (1 + np.abs(PROBES) + np.abs(values))
+
+
+def _identify(found):
+    """The activation of COMPOSITE_ACTIVATIONS whose values on PROBES
+    ``found`` are; None where there is none."""
+    values, tolerance = _candidates()
+    close = (np.abs(found - values) <= tolerance) | (np.isnan(found) & np.isnan(values))
+    matches = np.flatnonzero(close.all(axis=1))
+    return COMPOSITE_ACTIVATIONS[matches[0]] if matches.size else None
 
 
 def recognise_activations(layers, outputs):
@@ -169,25 +208,27 @@ def recognise_activations(layers, outputs):
     Erf(x / sqrt 2)) is GELU, Max(x, 0) is ReLU), which the later passes
     fuse into the tensor's producer. The group's inner tensors must be read
     only inside it; the largest group wins."""
-    for root in _current(layers, lambda layer: layer.pointwise() is not None):
-        members = _pointwise_ancestors(layers, root)
-        best = None
-        for source in dict.fromkeys(t for layer in members.values() for t in layer.inputs):
-            group = _group(members, root, source)
-            if group is None or (best and len(group) <= len(best[1])):
-                continue
-            inner = [name for name in group if name != root.name]
-            if any(name in outputs or any(r.name not in group for r in _readers(layers, name)) for name in inner):
-                continue
-            activation = _identify(group, root, source)
-            if activation is not None and (inner or activation != root.standalone_activation()):
-                best = (source, group, activation)
+    graph = _Pointwise(layers, outputs)
+    for name in list(graph.layers):
+        root = graph.layers.get(name)
+        if root is None:    # replaced, or taken into a group
+            continue
+        members, best = graph.ancestors(root), None
+        with np.errstate(all="ignore"):
+            for source in dict.fromkeys(t for layer in members.values() for t in layer.inputs):
+                group = graph.group(members, root, source)
+                if group is None or (best and len(group) <= len(best[1])):
+                    continue
+                activation = _identify(graph.value(group, root.name, source, {}))
+                if activation is not None and (len(group) > 1 or activation != root.standalone_activation()):
+                    best = (source, group, activation)
         replacement = best and root.as_activation(best[0], best[2])
         if replacement:
-            for name in best[1]:
-                if name != root.name:
-                    layers.remove(best[1][name])
             layers[layers.index(root)] = replacement
+            for member in best[1].values():
+                if member is not root:
+                    layers.remove(member)
+            graph.replace(best[1], replacement)
     return layers
 
 

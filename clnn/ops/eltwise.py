@@ -59,12 +59,13 @@ class Binary(Layer):
         if operands is None:
             operands = list(range(len(self.inputs)))
             if constant is not None:
-                operands.insert(0 if reverse else len(operands), constant)
+                operands.insert(0 if reverse else len(operands), np.asarray(constant, dtype=np.float32))
         self.operands = [int(o) if isinstance(o, (int, np.integer)) else np.asarray(o, dtype=np.float32)
                          for o in operands]
         count = len(self.operands)
+        wanted = "3" if op == "Clip" else "2 or more" if op in VARIADIC else "2"
         if count < 2 or (op == "Clip" and count != 3) or (op not in VARIADIC and op != "Clip" and count != 2):
-            raise ModelError(f"{op} node {name!r}: {count} operands is not a number it takes")
+            raise ModelError(f"{op} node {name!r} takes {wanted} operands, got {count}")
         if sorted(o for o in self.operands if isinstance(o, int)) != list(range(len(self.inputs))):
             raise ModelError(f"{op} node {name!r}: operands {self._refs()} must use each of its "
                              f"{len(self.inputs)} inputs once")
@@ -147,7 +148,7 @@ class Binary(Layer):
         values = [np.asarray(inputs[ref] if isinstance(ref, int) else constants[ref], np.float64)
                   for ref in self._refs() + (["count"] if self.op == "Mean" else [])]
         if scalars:
-            values = [v.reshape(()) if v.size == 1 and i != 0 else v for i, v in enumerate(values)]
+            values = [v.reshape(()) if v.size == 1 else v for v in values]
         out = values[0]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             for (op, _), value in zip(self._steps(), values[1:]):
