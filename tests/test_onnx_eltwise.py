@@ -5,6 +5,7 @@ the opsets where their forms changed; activations written as several nodes
 of these ops; export round trips; unsupported forms as ModelError."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -208,6 +209,31 @@ def test_spelled_out_activations_fuse_into_the_convolution(name, devices, rng):
     proto, feeds = build(rng)
     model = check_import(proto, feeds, devices)
     assert [(type(layer), layer.activation) for layer in model.layers] == [(Conv2d, activation)]
+
+
+# models exported by torch -------------------------------------------------------------
+
+DATA = Path(__file__).resolve().parent / "data"
+TORCH_EXPORTS = sorted(p.name for p in DATA.glob("torch_eltwise_*.onnx"))
+
+
+def test_torch_exports_are_there():
+    assert TORCH_EXPORTS == ["torch_eltwise_dynamo18.onnx", "torch_eltwise_dynamo20.onnx", "torch_eltwise_ts12.onnx",
+                             "torch_eltwise_ts14.onnx", "torch_eltwise_ts17.onnx"]
+
+
+@pytest.mark.parametrize("name", TORCH_EXPORTS)
+def test_torch_exports(name, devices, rng):
+    """Convolutions each followed by an activation of torchvision's and
+    timm's nets, as torch exports them (tests/data/make_torch_eltwise.py):
+    every activation fuses into its convolution, but PReLU, whose slope is
+    per channel; the dynamo exports have no Softplus (see there)."""
+    model = check_import(onnx.load(DATA / name), {"x": rand(rng, (2, 6, 7, 5))}, devices)
+    expected = ["silu", "hard_swish", "gelu", "gelu_tanh", "mish", None, "elu", "selu", "celu", "softplus", "leaky_relu",
+                "clip", "hard_sigmoid", "sigmoid", "tanh", "softsign", "hard_sigmoid", None]
+    if "dynamo" in name:
+        expected.remove("softplus")
+    assert [activation_name(layer.activation) for layer in model.layers if isinstance(layer, Conv2d)] == expected
 
 
 # the ONNX package's node tests --------------------------------------------------------
