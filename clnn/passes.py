@@ -4,10 +4,11 @@ inference BatchNormalization) into the layer before it, fuse activations and
 residual adds into the layer that produces their input.
 
 The passes ask layers what they can absorb (``with_scale_shift``,
-``with_activation``, ``with_residual``) and what they are
+``with_activation``, ``with_residual``), what they are
 (``scale_and_shift``, ``standalone_activation``, ``residual_operands``,
-``pointwise``, ``as_activation``); they know no layer types. They replace layers by fused copies and never
-change a layer object they were given.
+``pointwise``) and for a replacement (``as_activation``); they know no
+layer types. They replace layers by fused copies and never change a layer
+object they were given.
 
 A fused layer keeps the name of the first layer of its chain, and the
 layers that read the chain's last tensor read it under that name instead;
