@@ -1,7 +1,7 @@
 """ONNX -> clnn.Model.
 
 Everything is checked on the host before any device work: the opset, the
-graph inputs (float32, rank 1 to 6, only the batch may be symbolic) and, for
+graph inputs (float32, rank 0 to 6, only the batch may be symbolic) and, for
 every node, its op type, attributes, constant operands and used outputs. A
 node that clnn cannot compute exactly raises ModelError naming the node, its
 op type and the reason; nothing is imported as an approximation.
@@ -294,8 +294,8 @@ class _Importer:
             else:
                 raise ModelError(f"graph input {name!r}: dimension {index} is {dim.dim_param or 'unknown'}; "
                                  "only the batch (first) dimension may be symbolic")
-        if not 1 <= len(shape) <= MAX_RANK:
-            raise ModelError(f"graph input {name!r} has rank {len(shape)}; clnn supports ranks 1 to {MAX_RANK}")
+        if len(shape) > MAX_RANK:
+            raise ModelError(f"graph input {name!r} has rank {len(shape)}; clnn supports ranks 0 to {MAX_RANK}")
         return tuple(shape)
 
     def _convert(self, proto):

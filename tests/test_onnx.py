@@ -440,15 +440,14 @@ ERRORS = {
                             ["'n1' (Gemm)", "'c'", "constant"]),
     "dropout_mask_used": (one_node("Dropout", outputs=("y", "mask")), ["'n1' (Dropout)", "mask"]),
     "both_constants": (one_node("Add", ("a", "a"), {"a": ONES}), ["graph output 'y' is a constant"]),  # folded
-    "broadcast_both_ways": (one_node("Mul", ("x", "z"), shapes={"x": (3, 1), "z": (1, 4)}),
-                            ["'n1' (Mul)", "broadcast"]),
+    "no_broadcast": (one_node("Mul", ("x", "z"), shapes={"x": (3, 2), "z": (1, 4)}), ["'n1' (Mul)", "broadcast"]),
     "undefined_tensor": (one_node("Relu", ("nowhere",)), ["'n1' (Relu)", "'nowhere'"]),
     "unnamed_node": (one_node("Tile", name="", outputs=("tiled",)), ["'tiled' (Tile)"]),
     "output_not_produced": (make_model([node("Relu", ["x"])], {"x": (1, 3)}, outputs=("z",)), ["'z'", "no node"]),
     "opset10": (conv_model(opset=10), ["opset 10"]),
     "opset_newer_than_onnx": (with_opset(conv_model(), NEWEST + 1), [f"opset {NEWEST + 1}", f"11 to {NEWEST}"]),
     "layer_error_names_node_once": (one_node("Add", ("x", "c"), {"c": np.ones(5, np.float32)}, name="sum"),
-                                    ["node 'sum' (Add): cannot broadcast"]),
+                                    ["node 'sum' (Add): operands of shapes", "do not broadcast"]),
     "no_default_opset": (without_opsets(one_node("Relu")), ["no ai.onnx opset"]),
     "int64_input": (conv_model(input_type=TensorProto.INT64), ["'x'", "tensor(int64)"]),
     "int64_input_well_typed": (one_node("Cast", input_type=TensorProto.INT64, to=TensorProto.FLOAT),
@@ -602,7 +601,7 @@ def test_export_unfused_model(rng):
     assert rel_err(run_ort(proto, feeds)[0], model.reference(feeds)[0]) < TOL
 
 
-@pytest.mark.parametrize("opset", [10, 22])
+@pytest.mark.parametrize("opset", [10, NEWEST + 1])
 def test_export_rejects_opsets(opset):
     model = clnn.Model({"x": (1, 3)}, [Activation("y", "x", "relu")], ["y"])
     with pytest.raises(clnn.ModelError, match=f"not {opset}"):

@@ -131,7 +131,13 @@ EXCLUDED = _reasons({
         test_mul_int8 test_mul_int16 test_mul_uint8 test_mul_uint16 test_mul_uint32 test_mul_uint64
         test_div_int8 test_div_int16 test_div_int32_trunc test_div_uint8 test_div_uint16 test_div_uint32
         test_div_uint64 test_clip_default_int8_inbounds test_clip_default_int8_inbounds_expanded
+        test_max_int16 test_max_int32 test_max_int64 test_max_int8 test_max_uint16 test_max_uint32 test_max_uint64
+        test_max_uint8 test_min_int16 test_min_int32 test_min_int64 test_min_int8 test_min_uint16 test_min_uint32
+        test_min_uint64 test_min_uint8 test_pow_types_int32_int32 test_pow_types_int64_int64
+        test_pow_types_int32_float32 test_pow_types_int64_float32
         test_clip_default_int8_max test_clip_default_int8_min test_maxpool_2d_uint8""",
+    "float16, float64 and bfloat16 arithmetic": """
+        test_celu_bfloat16 test_celu_float16 test_max_float16 test_max_float64 test_min_float16 test_min_float64""",
     # inference only
     "training mode": """
         test_batchnorm_epsilon_training_mode test_batchnorm_example_training_mode test_training_dropout
@@ -170,7 +176,6 @@ EXCLUDED = _reasons({
 # Cases of supported ops that clnn refuses today (with a ModelError) and should run
 # once the layers land. Take a case off when it passes: its xfail is strict.
 NOT_YET = _reasons({
-    "broadcasting": "test_add_bcast test_sub_bcast test_mul_bcast test_div_bcast",
     "concatenation of 1-D tensors": "test_concat_1d_axis_0 test_concat_1d_axis_negative_1",
     "axes other than the channel axis": """
         test_concat_2d_axis_0 test_concat_2d_axis_negative_2 test_concat_3d_axis_0 test_concat_3d_axis_2

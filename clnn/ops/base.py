@@ -17,13 +17,22 @@ import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.special import erf
 
 from ..box import Box, to4d
 from ..errors import ModelError
 from ..host import page_aligned
 from ..sources import signature
 
-ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clip": 3, "sigmoid": 4, "tanh": 5}
+# Fused activations: spec name -> the code clnn_act (kernels/clnn_common.h)
+# switches on. A spec is a name, or a tuple of the name and its parameters
+# (ACTIVATION_PARAMS of them, passed to the kernels as alpha and beta).
+ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clip": 3, "sigmoid": 4, "tanh": 5, "hard_sigmoid": 6,
+               "hard_swish": 7, "silu": 8, "gelu": 9, "gelu_tanh": 10, "elu": 11, "selu": 12, "celu": 13,
+               "softplus": 14, "softsign": 15, "mish": 16, "thresholded_relu": 17, "erf": 18, "exp": 19, "log": 20,
+               "sqrt": 21, "neg": 22, "abs": 23, "reciprocal": 24, "floor": 25, "ceil": 26}
+ACTIVATION_PARAMS = {"leaky_relu": 1, "clip": 2, "hard_sigmoid": 2, "elu": 1, "selu": 2, "celu": 1,
+                     "thresholded_relu": 1}
 
 
 @dataclass(frozen=True)
@@ -124,36 +133,73 @@ def box_args(box):
     return {"n0": box.n0, "c0": box.c0, "h0": box.h0, "bc": box.c1 - box.c0, "bh": box.h1 - box.h0}
 
 
-def activation_args(activation):
-    """{act, alpha, beta} arguments of a fused activation spec such as
-    None, "relu", ("leaky_relu", 0.1) or ("clip", 0.0, 6.0)."""
+def _activation_parts(activation):
+    """(name, [parameters]) of a spec, checked."""
     name, *values = (activation,) if not isinstance(activation, tuple) else activation
     if name not in ACTIVATIONS:
         raise ModelError(f"unsupported activation {name!r}")
-    values = list(values) + [0.0] * (2 - len(values))
-    return {"act": ACTIVATIONS[name], "alpha": float(values[0]), "beta": float(values[1])}
+    if len(values) != ACTIVATION_PARAMS.get(name, 0):
+        raise ModelError(f"activation {name!r} takes {ACTIVATION_PARAMS.get(name, 0)} parameters, got {values}")
+    return name, [float(v) for v in values]
+
+
+def activation_args(activation):
+    """{act, alpha, beta} arguments of a fused activation spec such as
+    None, "relu", ("leaky_relu", 0.1) or ("clip", 0.0, 6.0)."""
+    name, values = _activation_parts(activation)
+    values += [0.0] * (2 - len(values))
+    return {"act": ACTIVATIONS[name], "alpha": values[0], "beta": values[1]}
 
 
 def activation_name(activation):
     return activation if not isinstance(activation, tuple) else activation[0]
 
 
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _positive_or(x, other):
+    return np.where(x > 0, x, other)
+
+
+# float64 numpy references of the activations, as ONNX defines them
+_REFERENCES = {
+    "relu": lambda x: np.maximum(x, 0),
+    "leaky_relu": lambda x, a: np.where(x >= 0, x, a * x),
+    "clip": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "hard_sigmoid": lambda x, a, b: np.clip(a * x + b, 0, 1),
+    "hard_swish": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    "silu": lambda x: x * _sigmoid(x),
+    "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2))),
+    "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
+    "elu": lambda x, a: _positive_or(x, a * np.expm1(x)),
+    "selu": lambda x, a, g: g * _positive_or(x, a * np.expm1(x)),
+    "celu": lambda x, a: _positive_or(x, a * np.expm1(x / a)),
+    "softplus": lambda x: np.logaddexp(0, x),
+    "softsign": lambda x: x / (1 + np.abs(x)),
+    "mish": lambda x: x * np.tanh(np.logaddexp(0, x)),
+    "thresholded_relu": lambda x, a: np.where(x > a, x, 0),
+    "erf": erf, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "neg": np.negative, "abs": np.abs,
+    "reciprocal": lambda x: 1 / x, "floor": np.floor, "ceil": np.ceil,
+}
+
+# activations without parameters that a graph may spell as several
+# elementwise nodes (x * Sigmoid(x), x * 0.5 * (1 + Erf(x / sqrt 2)), ...):
+# clnn.passes recognises them by their values
+COMPOSITE_ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "hard_swish", "mish", "sigmoid", "relu", "softplus",
+                         "softsign", "reciprocal", "neg", "abs")
+
+
 def apply_activation(x, activation):
     """numpy reference of a fused activation."""
-    name, *values = (activation,) if not isinstance(activation, tuple) else activation
-    if name is None:
+    if activation is None:
         return x
-    if name == "relu":
-        return np.maximum(x, 0)
-    if name == "leaky_relu":
-        return np.where(x >= 0, x, values[0] * x)
-    if name == "clip":
-        return np.clip(x, values[0], values[1])
-    if name == "sigmoid":
-        return 1 / (1 + np.exp(-x))
-    if name == "tanh":
-        return np.tanh(x)
-    raise ModelError(f"unsupported activation {name!r}")
+    name, values = _activation_parts(activation)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return _REFERENCES[name](x, *values)
 
 
 def ceil_div(a, b):
@@ -291,6 +337,19 @@ class Layer:
         """(scale, shift) as float64 where this layer maps each channel by
         x * scale[c] + shift[c] (then its activation), so the producer of its
         input may fold it in; else None."""
+        return None
+
+    def pointwise(self):
+        """f(*inputs) on float64 arrays where this layer maps inputs of its
+        output's shape element by element, the same function everywhere (so
+        that a group of such layers can be recognised as one activation);
+        else None."""
+        return None
+
+    def as_activation(self, tensor, activation):
+        """A layer of this one's name computing ``activation`` of ``tensor``,
+        to replace a group of pointwise layers ending here; None where this
+        layer cannot tell."""
         return None
 
     # slicing ------------------------------------------------------------------
