@@ -90,10 +90,14 @@ def _groups(dims, shape4):
 
 @dataclass(frozen=True)
 class Axis:
-    """Output dim reading input dim ``source`` at index start + step * v."""
+    """Output dim reading input dim ``source`` at index start + step * v of
+    its window: ``length`` indices from ``low`` (default: all of it), the
+    part that Pad keeps where it crops."""
     source: int
     start: int = 0
     step: int = 1
+    low: int = 0
+    length: int = None
 
 
 class IndexMap:
@@ -110,9 +114,11 @@ class IndexMap:
         """The input box the elements of ``out_box`` read, or None where
         they read nothing (all outside the input: padding, another input's
         part of a concat)."""
+        if out_box.empty:
+            return None
         found = [(0, d) for d in self.inp.dims]
         for axis, (lo, hi) in zip(self.axes, self.out.ranges(out_box)):
-            extent = self.inp.dims[axis.source]
+            extent = self._length(axis)
             a, b = axis.start + axis.step * lo, axis.start + axis.step * (hi - 1)
             a, b = min(a, b), max(a, b) + 1
             if self.mode in ("constant", "skip"):
@@ -123,8 +129,11 @@ class IndexMap:
                 a, b = min(max(a, 0), extent - 1), min(max(b, 1), extent)
             elif a < 0 or b > extent:
                 a, b = 0, extent
-            found[axis.source] = (a, b)
+            found[axis.source] = (axis.low + a, axis.low + b)
         return self.inp.box(found)
+
+    def _length(self, axis):
+        return self.inp.dims[axis.source] if axis.length is None else axis.length
 
     def table(self):
         """int32 [rank, element base, batch base, then per dim (extent,
@@ -135,7 +144,8 @@ class IndexMap:
         base_e = base_b = 0
         dims = []
         for axis, extent in zip(self.axes, self.out.dims):
-            length, s, b = self.inp.dims[axis.source], elements[axis.source], batches[axis.source]
+            length, s, b = self._length(axis), elements[axis.source], batches[axis.source]
+            base_e, base_b = base_e + axis.low * s, base_b + axis.low * b
             if 0 <= axis.start < length and 0 <= axis.start + axis.step * (extent - 1) < length:
                 base_e, base_b = base_e + axis.start * s, base_b + axis.start * b
                 _append_merged(dims, [extent, 0, 1, extent, axis.step * s, axis.step * b])
