@@ -63,30 +63,14 @@ CLNN_INLINE clnn_loops clnn_rows_loops(__global const int *rows, const int in_ns
     return l;
 }
 
-/* The position (i0, i1, i2) of flattened index r, and moving it on by step
- * (divisions only where an inner loop wraps). */
-CLNN_INLINE void clnn_walk_start(const clnn_loops *l, int r, int *i0, int *i1, int *i2)
-{
-    *i2 = r % l->n2;
-    r /= l->n2;
-    *i1 = r % l->n1;
-    *i0 = r / l->n1;
-}
-
-CLNN_INLINE void clnn_walk_next(const clnn_loops *l, const int step, int *i0, int *i1, int *i2)
-{
-    int c = *i2 + step;
-    if (c >= l->n2) {
-        int b = *i1 + c / l->n2;
-        c %= l->n2;
-        if (b >= l->n1) {
-            *i0 += b / l->n1;
-            b %= l->n1;
-        }
-        *i1 = b;
-    }
-    *i2 = c;
-}
+/* Loops i0, i1, i2 over a work-item's share of a group: every element
+ * (first 0, step 1), or every step-th one of the innermost loop from first
+ * (a work-group's share; groups go to work-groups only where that loop is
+ * long, see clnn.ops.nd.groups_limits). */
+#define CLNN_ROWS_FOR(l, i0, i1, i2, first, step) \
+    for (int i0 = 0; i0 < (l)->n0; i0++) \
+        for (int i1 = 0; i1 < (l)->n1; i1++) \
+            for (int i2 = (first); i2 < (l)->n2; i2 += (step))
 
 CLNN_INLINE float clnn_comb_identity(const int comb)
 {
@@ -103,20 +87,17 @@ CLNN_INLINE float clnn_combine(const float acc, const float v, const int comb)
     }
 }
 
-/* The combination of the terms of elements first, first + step, ... of a
- * group starting at x. */
+/* The combination of the terms of a work-item's share of a group starting
+ * at x (callers pass term and comb as literals: the loop specialises). */
 CLNN_INLINE float clnn_rows_part(__global const float *x, const clnn_loops *l, const int term, const int comb,
                                  const float a, const int first, const int step)
 {
     float acc = clnn_comb_identity(comb);
-    int i0, i1, i2;
-    clnn_walk_start(l, first, &i0, &i1, &i2);
-    for (int r = first; r < l->size; r += step) {
+    CLNN_ROWS_FOR(l, i0, i1, i2, first, step) {
         const float v = x[i0 * l->s0 + i1 * l->s1 + i2 * l->s2];
         const float t = term == CLNN_TERM_ABS ? fabs(v) : term == CLNN_TERM_SQUARE ? v * v
                       : term == CLNN_TERM_EXP ? exp(v - a) : term == CLNN_TERM_SQDEV ? (v - a) * (v - a) : v;
         acc = clnn_combine(acc, t, comb);
-        clnn_walk_next(l, step, &i0, &i1, &i2);
     }
     return acc;
 }

@@ -8,13 +8,10 @@ CLNN_INLINE void clnn_norm_write(__global float *y, __global const float *x, con
                                  __global const float *scale, __global const float *bias, const float mean,
                                  const float rstd, const int first, const int step)
 {
-    int i0, i1, i2;
-    clnn_walk_start(l, first, &i0, &i1, &i2);
-    for (int r = first; r < l->size; r += step) {
+    CLNN_ROWS_FOR(l, i0, i1, i2, first, step) {
         const int k = i0 * l->k0 + i1 * l->k1 + i2 * l->k2;
         const float v = x[i0 * l->s0 + i1 * l->s1 + i2 * l->s2];
         y[i0 * l->t0 + i1 * l->t1 + i2 * l->t2] = (v - mean) * rstd * scale[k] + bias[k];
-        clnn_walk_next(l, step, &i0, &i1, &i2);
     }
 }
 

@@ -21,6 +21,23 @@ CLNN_INLINE float clnn_reduce_post(const float total, const int post, const floa
     }
 }
 
+/* clnn_rows_part with literal term and comb, so that each loop specialises. */
+CLNN_INLINE float clnn_reduce_part(__global const float *x, const clnn_loops *l, const int term, const int comb,
+                                   const float a, const int first, const int step)
+{
+    switch (comb) {
+    case CLNN_COMB_MAX: return clnn_rows_part(x, l, CLNN_TERM_X, CLNN_COMB_MAX, a, first, step);
+    case CLNN_COMB_MIN: return clnn_rows_part(x, l, CLNN_TERM_X, CLNN_COMB_MIN, a, first, step);
+    case CLNN_COMB_MUL: return clnn_rows_part(x, l, CLNN_TERM_X, CLNN_COMB_MUL, a, first, step);
+    }
+    switch (term) {
+    case CLNN_TERM_ABS: return clnn_rows_part(x, l, CLNN_TERM_ABS, CLNN_COMB_ADD, a, first, step);
+    case CLNN_TERM_SQUARE: return clnn_rows_part(x, l, CLNN_TERM_SQUARE, CLNN_COMB_ADD, a, first, step);
+    case CLNN_TERM_EXP: return clnn_rows_part(x, l, CLNN_TERM_EXP, CLNN_COMB_ADD, a, first, step);
+    default: return clnn_rows_part(x, l, CLNN_TERM_X, CLNN_COMB_ADD, a, first, step);
+    }
+}
+
 /* One work-item per output element: for many small groups. */
 __kernel void clnn_reduce_items(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const int *rows, const int term,
                                 const int comb, const int post, const int C, const int H, const int W,
@@ -37,7 +54,7 @@ __kernel void clnn_reduce_items(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global con
     __global const float *x = in + in_off + item + batch * in_ns;
     const float top = post == CLNN_POST_LOG_PLUS_MAX
                     ? clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, 0, 1) : 0.0f;
-    const float total = clnn_rows_part(x, &l, term, comb, top, 0, 1);
+    const float total = clnn_reduce_part(x, &l, term, comb, top, 0, 1);
     out[out_off + n * out_ns + e] = clnn_reduce_post(total, post, top, l.size);
 }
 
@@ -58,7 +75,7 @@ void clnn_reduce_groups(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const int *
     if (post == CLNN_POST_LOG_PLUS_MAX)
         top = clnn_group_combine(part, clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, t, CLNN_ROWS_WG),
                                  CLNN_COMB_MAX);
-    const float total = clnn_group_combine(part, clnn_rows_part(x, &l, term, comb, top, t, CLNN_ROWS_WG), comb);
+    const float total = clnn_group_combine(part, clnn_reduce_part(x, &l, term, comb, top, t, CLNN_ROWS_WG), comb);
     if (t == 0)
         out[out_off + n * out_ns + e] = clnn_reduce_post(total, post, top, l.size);
 }

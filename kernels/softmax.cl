@@ -1,18 +1,33 @@
 /* Softmax and LogSoftmax along any axes: each group (clnn_rows.h) is
- * normalised by its max and its sum of exponentials, then written. */
+ * normalised by its max and its sum of exponentials. Softmax writes each
+ * exponential while summing and divides it in place after, so that exp
+ * (a call on PoCL, not inlined) runs once per element. */
 #include "clnn_rows.h"
+
+/* The sum of a work-item's share of exp(x - top), written to y unless
+ * log_out (LogSoftmax needs only the sum). */
+CLNN_INLINE float clnn_softmax_exps(__global float *y, __global const float *x, const clnn_loops *l,
+                                    const int log_out, const float top, const int first, const int step)
+{
+    if (log_out)
+        return clnn_rows_part(x, l, CLNN_TERM_EXP, CLNN_COMB_ADD, top, first, step);
+    float sum = 0.0f;
+    CLNN_ROWS_FOR(l, i0, i1, i2, first, step) {
+        const float e = exp(x[i0 * l->s0 + i1 * l->s1 + i2 * l->s2] - top);
+        y[i0 * l->t0 + i1 * l->t1 + i2 * l->t2] = e;
+        sum += e;
+    }
+    return sum;
+}
 
 CLNN_INLINE void clnn_softmax_write(__global float *y, __global const float *x, const clnn_loops *l,
                                     const int log_out, const float top, const float sum, const int first,
                                     const int step)
 {
-    const float log_sum = log(sum);
-    int i0, i1, i2;
-    clnn_walk_start(l, first, &i0, &i1, &i2);
-    for (int r = first; r < l->size; r += step) {
-        const float v = x[i0 * l->s0 + i1 * l->s1 + i2 * l->s2] - top;
-        y[i0 * l->t0 + i1 * l->t1 + i2 * l->t2] = log_out ? v - log_sum : exp(v) / sum;
-        clnn_walk_next(l, step, &i0, &i1, &i2);
+    const float shift = top + log(sum);
+    CLNN_ROWS_FOR(l, i0, i1, i2, first, step) {
+        __global float *at = y + i0 * l->t0 + i1 * l->t1 + i2 * l->t2;
+        *at = log_out ? x[i0 * l->s0 + i1 * l->s1 + i2 * l->s2] - shift : *at / sum;
     }
 }
 
@@ -30,9 +45,10 @@ __kernel void clnn_softmax_items(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global co
     clnn_rows_group(rows, g, &item, &batch, &scale);
     const clnn_loops l = clnn_rows_loops(rows, in_ns, out_ns);
     __global const float *x = in + in_off + item + batch * in_ns;
+    __global float *y = out + out_off + item + batch * out_ns;
     const float top = clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, 0, 1);
-    const float sum = clnn_rows_part(x, &l, CLNN_TERM_EXP, CLNN_COMB_ADD, top, 0, 1);
-    clnn_softmax_write(out + out_off + item + batch * out_ns, x, &l, log_out, top, sum, 0, 1);
+    const float sum = clnn_softmax_exps(y, x, &l, log_out, top, 0, 1);
+    clnn_softmax_write(y, x, &l, log_out, top, sum, 0, 1);
 }
 
 /* One work-group per group: for few large groups. */
@@ -48,9 +64,10 @@ void clnn_softmax_groups(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const int 
     clnn_rows_group(rows, g, &item, &batch, &scale);
     const clnn_loops l = clnn_rows_loops(rows, in_ns, out_ns);
     __global const float *x = in + in_off + item + batch * in_ns;
+    __global float *y = out + out_off + item + batch * out_ns;
     const float top = clnn_group_combine(
         part, clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, t, CLNN_ROWS_WG), CLNN_COMB_MAX);
-    const float sum = clnn_group_combine(
-        part, clnn_rows_part(x, &l, CLNN_TERM_EXP, CLNN_COMB_ADD, top, t, CLNN_ROWS_WG), CLNN_COMB_ADD);
-    clnn_softmax_write(out + out_off + item + batch * out_ns, x, &l, log_out, top, sum, t, CLNN_ROWS_WG);
+    const float sum = clnn_group_combine(part, clnn_softmax_exps(y, x, &l, log_out, top, t, CLNN_ROWS_WG),
+                                         CLNN_COMB_ADD);
+    clnn_softmax_write(y, x, &l, log_out, top, sum, t, CLNN_ROWS_WG);
 }

@@ -237,6 +237,12 @@ class Rows:
         """Elements per group."""
         return int(np.prod([self.dims[k] for k in self.axes], dtype=np.int64))
 
+    @property
+    def inner(self):
+        """The extent of a group's innermost loop (the one a work-group
+        shares out)."""
+        return int(self.table()[-4])
+
     def table(self):
         """int32 [groups' dim count, per dim (extent, element step, batch
         step, scale step), then MAX_LOOPS loops (extent, element step, batch
@@ -280,19 +286,30 @@ def _merge_row(dims, entry):
 # launching group kernels -----------------------------------------------------------------
 
 GROUP_SIZE = 64         # CLNN_ROWS_WG of kernels/clnn_rows.h
-GPU_GROUPS_FROM = 128   # elements per group from which a work-group takes each group on a GPU
-CPU_GROUPS_FROM = 256   # on a CPU, where there are also too few groups to fill its cores by items
 
 
-def rows_launch(target, kernel, shape4, box, args, size):
+def groups_limits(target):
+    """When a work-group takes each group: groups whose innermost loop has
+    at least ``groups_from`` elements, fewer than ``groups_below`` of them
+    in a box (a CPU fills its cores by work-items where there are enough
+    groups). Tuning parameters rows.groups_from and rows.groups_below
+    override."""
+    if target.kind == "gpu":
+        defaults = {"groups_from": 128, "groups_below": 2 ** 31}
+    else:
+        defaults = {"groups_from": 256, "groups_below": 2 * FLAT_LOCAL["cpu"] * target.compute_units}
+    return target.tuned("rows", defaults)
+
+
+def rows_launch(target, kernel, shape4, box, args, rows):
     """The launch of ``kernel``_items (a work-item per group) or
-    ``kernel``_groups (a work-group per group) over the groups numbered by
-    the elements of ``box`` of 4-D ``shape4``; ``size``: elements per group."""
+    ``kernel``_groups (a work-group per group) over the groups (of Rows
+    ``rows``) numbered by the elements of ``box`` of 4-D ``shape4``."""
     _, c, h, w = shape4
     count = box.count(w)
     args = {**args, "C": c, "H": h, "W": w, **box_args(box)}
-    few = count < 2 * FLAT_LOCAL["cpu"] * target.compute_units
-    if size >= GPU_GROUPS_FROM if target.kind == "gpu" else (size >= CPU_GROUPS_FROM and few):
+    limits = groups_limits(target)
+    if rows.inner >= limits["groups_from"] and count < limits["groups_below"]:
         return Launch(f"{kernel}_groups", (count * GROUP_SIZE,), (GROUP_SIZE,), args)
     global_size, local = flat_launch(target, count)
     return Launch(f"{kernel}_items", global_size, local, {**args, "count": count})

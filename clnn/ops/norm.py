@@ -58,7 +58,7 @@ class _Normalization(Layer):
         args = {"out": OUT, "in": In(0), "rows": Param("rows"), "scale": Param("scale"), "bias": Param("bias"),
                 "epsilon": self.epsilon}
         return [rows_launch(target, "clnn_norm", to4d(self.rows.kept), self.rows.groups_box(box), args,
-                            self.rows.size)]
+                            self.rows)]
 
 
 class LayerNorm(_Normalization):

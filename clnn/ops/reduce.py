@@ -75,7 +75,7 @@ class Reduce(Layer):
     def launches(self, target, box):
         term, comb, post = OPS[self.op][0]
         args = {"out": OUT, "in": In(0), "rows": Param("rows"), "term": term, "comb": comb, "post": post}
-        return [rows_launch(target, "clnn_reduce", self.out_shape, box, args, self.rows.size)]
+        return [rows_launch(target, "clnn_reduce", self.out_shape, box, args, self.rows)]
 
     def to_onnx(self, writer):
         axes = list(self.rows.axes)

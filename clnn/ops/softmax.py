@@ -59,7 +59,7 @@ class Softmax(Layer):
     def launches(self, target, box):
         args = {"out": OUT, "in": In(0), "rows": Param("rows"), "log_out": int(self.log)}
         return [rows_launch(target, "clnn_softmax", to4d(self.rows.kept), self.rows.groups_box(box), args,
-                            self.rows.size)]
+                            self.rows)]
 
     def to_onnx(self, writer):
         x, dims = self.inputs[0], self.out_dims
