@@ -63,14 +63,23 @@ CLNN_INLINE clnn_loops clnn_rows_loops(__global const int *rows, const int in_ns
     return l;
 }
 
-/* Loops i0, i1, i2 over a work-item's share of a group: every element
- * (first 0, step 1), or every step-th one of the innermost loop from first
- * (a work-group's share; groups go to work-groups only where that loop is
- * long, see clnn.ops.nd.groups_limits). */
-#define CLNN_ROWS_FOR(l, i0, i1, i2, first, step) \
+/* Loops i0, i1, i2 over a work-item's share of a group: indices first,
+ * first + step, ... below last of the innermost loop, all of the others.
+ * A work-item alone takes all (0, n2, 1); in a work-group (which takes a
+ * group only where that loop is long, see clnn.ops.nd.groups_limits) each
+ * takes an interleaved share on a GPU, so that neighbours read neighbours,
+ * and a run of its own on a CPU, which walks each work-item's loop whole. */
+#define CLNN_ROWS_FOR(l, i0, i1, i2, first, last, step) \
     for (int i0 = 0; i0 < (l)->n0; i0++) \
         for (int i1 = 0; i1 < (l)->n1; i1++) \
-            for (int i2 = (first); i2 < (l)->n2; i2 += (step))
+            for (int i2 = (first); i2 < (last); i2 += (step))
+
+/* Declares first, last and step of work-item t's share of a work-group's group. */
+#define CLNN_ROWS_SHARE(l, t, interleave) \
+    const int clnn_run = ((l).n2 + CLNN_ROWS_WG - 1) / CLNN_ROWS_WG; \
+    const int first = (interleave) ? (t) : (t) * clnn_run; \
+    const int last = (interleave) ? (l).n2 : min((l).n2, first + clnn_run); \
+    const int step = (interleave) ? CLNN_ROWS_WG : 1
 
 CLNN_INLINE float clnn_comb_identity(const int comb)
 {
@@ -90,10 +99,10 @@ CLNN_INLINE float clnn_combine(const float acc, const float v, const int comb)
 /* The combination of the terms of a work-item's share of a group starting
  * at x (callers pass term and comb as literals: the loop specialises). */
 CLNN_INLINE float clnn_rows_part(__global const float *x, const clnn_loops *l, const int term, const int comb,
-                                 const float a, const int first, const int step)
+                                 const float a, const int first, const int last, const int step)
 {
     float acc = clnn_comb_identity(comb);
-    CLNN_ROWS_FOR(l, i0, i1, i2, first, step) {
+    CLNN_ROWS_FOR(l, i0, i1, i2, first, last, step) {
         const float v = x[i0 * l->s0 + i1 * l->s1 + i2 * l->s2];
         const float t = term == CLNN_TERM_ABS ? fabs(v) : term == CLNN_TERM_SQUARE ? v * v
                       : term == CLNN_TERM_EXP ? exp(v - a) : term == CLNN_TERM_SQDEV ? (v - a) * (v - a) : v;

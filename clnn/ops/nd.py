@@ -310,7 +310,8 @@ def rows_launch(target, kernel, shape4, box, args, rows):
     args = {**args, "C": c, "H": h, "W": w, **box_args(box)}
     limits = groups_limits(target)
     if rows.inner >= limits["groups_from"] and count < limits["groups_below"]:
-        return Launch(f"{kernel}_groups", (count * GROUP_SIZE,), (GROUP_SIZE,), args)
+        return Launch(f"{kernel}_groups", (count * GROUP_SIZE,), (GROUP_SIZE,),
+                      {**args, "interleave": int(target.kind == "gpu")})
     global_size, local = flat_launch(target, count)
     return Launch(f"{kernel}_items", global_size, local, {**args, "count": count})
 
