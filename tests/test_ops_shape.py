@@ -103,7 +103,9 @@ CASES = {
 # cases small enough for Oclgrind
 SMALL = ["transpose_nhwc", "transpose_6d", "channel_shuffle", "depth_to_space_dcr", "space_to_depth", "slice_steps",
          "pad_reflect", "pad_wrap", "concat_last", "concat_batch", "softmax_rows", "log_softmax_flatten",
-         "reduce_mean_global", "reduce_l2_apart", "reduce_lse", "layer_norm_last", "instance_norm"]
+         "reduce_mean_global", "reduce_l2_apart", "reduce_lse", "layer_norm_last", "instance_norm",
+         # a work-group per group
+         "softmax_long", "reduce_mean_large", "instance_norm_large"]
 
 
 def build(name, rng):
