@@ -290,6 +290,8 @@ ERRORS = {
     "space_to_depth_no_size": (one_node("SpaceToDepth"), "blocksize is required"),
     "layer_norm_mean_used": (one_node("LayerNormalization", ("x", "s"), {"s": np.ones(6, np.float32)},
                                       outputs=("y", "mean")), "output 1"),
+    "layer_norm_before_17": (one_node("LayerNormalization", ("x", "s"), {"s": np.ones(6, np.float32)}, opset=13),
+                             "from opset 17"),
     "layer_norm_scale_shape": (one_node("LayerNormalization", ("x", "s"), {"s": np.ones(5, np.float32)}),
                                "does not broadcast"),
     "instance_norm_2d": (one_node("InstanceNormalization", ("x", "s", "s"), {"s": np.ones(4, np.float32)},

@@ -271,6 +271,29 @@ class Rows:
         return Box(*[v for d in "nch" for v in ((0, 1) if d in walked else box.range(d))])
 
 
+class Groupwise(Layer):
+    """A layer whose output has its input's shape and is computed group by
+    group of ``self.rows`` (set by ``infer``), each group whole: Softmax,
+    the normalisations. A box spans the dims that groups walk."""
+    rows = None
+
+    @property
+    def split_dims(self):
+        return tuple(d for d in "nch" if d not in self.rows.walked_4d())
+
+    def input_box(self, out_box, index):
+        for dim in self.rows.walked_4d():
+            out_box = out_box.with_range(dim, 0, self.in_shapes[0]["nch".index(dim)])
+        return out_box
+
+    def params(self, target):
+        return {"rows": self.rows.table()}
+
+    def rows_launch(self, target, kernel, box, args):
+        """The launch of ``kernel`` over the groups of ``box``."""
+        return rows_launch(target, kernel, to4d(self.rows.kept), self.rows.groups_box(box), args, self.rows)
+
+
 def _merge_row(dims, entry):
     """Append ``entry`` (extent, steps...), merged into the dim before when
     that one steps over it whole; extent-1 dims vanish."""

@@ -4,14 +4,13 @@ and shift by constants."""
 
 import numpy as np
 
-from ..box import to4d
 from ..errors import ModelError
-from .base import OUT, In, Layer, Param
-from .nd import Rows, rows_launch
+from .base import OUT, In, Param
+from .nd import Groupwise, Rows
 from .registry import OpEntry
 
 
-class _Normalization(Layer):
+class _Normalization(Groupwise):
     """Shared by both: subclasses say which axes form a group
     (``group_axes``) and how the constants index (``scale_steps``)."""
 
@@ -20,11 +19,6 @@ class _Normalization(Layer):
         self.scale = np.ascontiguousarray(scale, dtype=np.float32)
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)
         self.epsilon = float(epsilon)
-        self.rows = None
-
-    @property
-    def split_dims(self):
-        return tuple(d for d in "nch" if d not in self.rows.walked_4d())
 
     def infer(self, in_dims):
         dims = in_dims[0]
@@ -46,19 +40,13 @@ class _Normalization(Layer):
         out = (x - mean) / np.sqrt(var + self.epsilon) * self.scale.reshape(shape) + self.bias.reshape(shape)
         return out.reshape(self.out_shape)
 
-    def input_box(self, out_box, index):
-        for dim in self.rows.walked_4d():
-            out_box = out_box.with_range(dim, 0, self.in_shapes[0]["nch".index(dim)])
-        return out_box
-
     def params(self, target):
-        return {"rows": self.rows.table(), "scale": self.scale.reshape(-1), "bias": self.bias.reshape(-1)}
+        return {**super().params(target), "scale": self.scale.reshape(-1), "bias": self.bias.reshape(-1)}
 
     def launches(self, target, box):
         args = {"out": OUT, "in": In(0), "rows": Param("rows"), "scale": Param("scale"), "bias": Param("bias"),
                 "epsilon": self.epsilon}
-        return [rows_launch(target, "clnn_norm", to4d(self.rows.kept), self.rows.groups_box(box), args,
-                            self.rows)]
+        return [self.rows_launch(target, "clnn_norm", box, args)]
 
 
 class LayerNorm(_Normalization):
@@ -121,6 +109,8 @@ class InstanceNorm(_Normalization):
 
 
 def _layer_norm(node):
+    if node.opset < 17:
+        node.fail(f"LayerNormalization is an ai.onnx op from opset 17 on, not {node.opset}")
     x = node.tensor(0)
     dims = node.shape(x)
     axis = node.attr("axis", -1)

@@ -3,14 +3,13 @@ axis from ``axis`` on, as ONNX then defined them)."""
 
 import numpy as np
 
-from ..box import to4d
 from ..errors import ModelError
-from .base import OUT, In, Layer, Param
-from .nd import Rows, rows_launch
+from .base import OUT, In, Param
+from .nd import Groupwise, Rows
 from .registry import OpEntry
 
 
-class Softmax(Layer):
+class Softmax(Groupwise):
     op = "Softmax"
 
     def __init__(self, name, inputs, axis=1, log=False, flatten=False):
@@ -19,12 +18,6 @@ class Softmax(Layer):
         super().__init__(name, inputs)
         self.axis, self.log, self.flatten = int(axis), bool(log), bool(flatten)
         self.op = "LogSoftmax" if self.log else "Softmax"
-        self.rows = None
-
-    @property
-    def split_dims(self):
-        """Any of n, c, h that no normalised axis lies in."""
-        return tuple(d for d in "nch" if d not in self.rows.walked_4d())
 
     def describe(self):
         return f"{self.op} {list(self.rows.axes)}"
@@ -48,18 +41,9 @@ class Softmax(Layer):
         out = shifted - np.log(total) if self.log else np.exp(shifted) / total
         return out.reshape(self.out_shape)
 
-    def input_box(self, out_box, index):
-        for dim in self.rows.walked_4d():
-            out_box = out_box.with_range(dim, 0, self.in_shapes[0]["nch".index(dim)])
-        return out_box
-
-    def params(self, target):
-        return {"rows": self.rows.table()}
-
     def launches(self, target, box):
         args = {"out": OUT, "in": In(0), "rows": Param("rows"), "log_out": int(self.log)}
-        return [rows_launch(target, "clnn_softmax", to4d(self.rows.kept), self.rows.groups_box(box), args,
-                            self.rows)]
+        return [self.rows_launch(target, "clnn_softmax", box, args)]
 
     def to_onnx(self, writer):
         x, dims = self.inputs[0], self.out_dims
