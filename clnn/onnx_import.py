@@ -9,8 +9,11 @@ op type and the reason; nothing is imported as an approximation.
 Each layer is named after the ONNX tensor it produces, so graph outputs keep
 their names. Identity and Dropout produce no layer: their output is another
 name for their input (a graph output that is such a name renames its
-producer, or gets a copy where it cannot). The layers' own converters live in
-their op modules (clnn.ops.registry); the ones here make no layer.
+producer, or gets a copy where it cannot). A node with several outputs
+(Split) becomes one layer per used output, each named after its output and
+reading the node's inputs: its converter returns a list with one result per
+output (None for an output nothing reads). The layers' own converters live
+in their op modules (clnn.ops.registry); the ones here make no layer.
 """
 
 import collections
@@ -116,6 +119,16 @@ class _Node:
     def out(self):
         return self.proto.output[0]
 
+    @property
+    def outputs(self):
+        """Every output's name, for converters of nodes with several."""
+        return list(self.proto.output)
+
+    def used(self, index):
+        """Whether something reads output ``index`` (a node or the graph)."""
+        name = self.proto.output[index]
+        return bool(name) and name in self.importer.used
+
     def fail(self, text):
         raise ModelError(f"{self.prefix}: {text}")
 
@@ -182,16 +195,18 @@ class _Node:
             self.fail(f"axis {value} is out of range for a rank-{rank} input")
         return value % rank
 
-    def check_all_read(self):
+    def check_all_read(self, produced):
+        """Everything was read, and no output past the ``produced`` first
+        ones is used."""
         if self.unread_attrs:
             self.fail(f"attribute {sorted(self.unread_attrs)[0]!r} is not supported")
         if self.unread_inputs:
             index = min(self.unread_inputs)
             self.fail(f"input {index} ({self.proto.input[index]!r}) is not supported")
-        used = self.importer.used
-        for index, name in enumerate(self.proto.output[1:], start=1):
-            if name in used:
-                self.fail(f"output {index} ({name!r}) is used, but clnn computes only the first output")
+        for index in range(produced, len(self.proto.output)):
+            if self.used(index):
+                self.fail(f"output {index} ({self.proto.output[index]!r}) is used, but clnn computes only "
+                          f"the first {'output' if produced == 1 else f'{produced} outputs'}")
 
 
 def _first_dim_name(info):
@@ -313,14 +328,17 @@ class _Importer:
                 node.fail(f"output {name!r} is already defined")
         try:
             result = convert(node)
-            node.check_all_read()
+            # a node with several outputs converts to a list: one result per output, None for unused ones
+            results = result if isinstance(result, list) else [result]
+            node.check_all_read(len(results))
             self._read_by(proto)
-            if isinstance(result, Layer):
-                self._add(result)
-            elif isinstance(result, np.ndarray):
-                self.constants[node.out] = result
-            else:
-                self.alias[node.out] = result
+            for name, value in zip(proto.output, results):
+                if isinstance(value, Layer):
+                    self._add(value)
+                elif isinstance(value, np.ndarray):
+                    self.constants[name] = value
+                elif value is not None:
+                    self.alias[name] = value
         except (ValueError, TypeError) as exc:   # ModelError from the layers included
             if str(exc).startswith(node.prefix):
                 raise
@@ -335,7 +353,13 @@ class _Importer:
 
     def _check_version(self, node):
         """The node's op at the model's opset is a version clnn follows."""
-        since = self.onnx.defs.get_schema(node.op, self.opset, "").since_version
+        defs = self.onnx.defs
+        try:
+            since = defs.get_schema(node.op, self.opset, "").since_version
+        except defs.SchemaError:
+            first = min(s.since_version for s in defs.get_all_schemas_with_history()
+                        if s.name == node.op and s.domain == "")
+            node.fail(f"{node.op} is an ai.onnx op from opset {first} on, not {self.opset}")
         if since > REVIEWED_OPSET:
             node.fail(f"{node.op} changed in opset {since}; clnn follows its changes up to opset {REVIEWED_OPSET}")
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..box import Box
 from ..errors import ModelError
+from ..host import page_aligned
 from .base import (AUTO_PADS, OUT, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
                    box_args, ceil_div, grid_launch, pads4, pair)
 from .registry import OpEntry
@@ -49,7 +50,7 @@ class ConvTranspose2d(Layer):
         ONNX and torch hold it; ``pads``: (top, left, bottom, right) cropped
         from the full output; ``output_size``: (OH, OW) instead of pads."""
         super().__init__(name, inputs)
-        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        self.weight = page_aligned(weight)
         if self.weight.ndim != 4:
             raise ModelError(f"ConvTranspose node {name!r}: weight must be 4-D (C, M/group, KH, KW), got shape "
                              f"{self.weight.shape}")
@@ -57,7 +58,7 @@ class ConvTranspose2d(Layer):
         if self.groups < 1 or self.weight.shape[0] % self.groups:
             raise ModelError(f"ConvTranspose node {name!r}: {self.weight.shape[0]} input channels do not split "
                              f"into {self.groups} groups")
-        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        self.bias = None if bias is None else page_aligned(np.reshape(bias, -1))
         if self.bias is not None and self.bias.size != self.out_channels:
             raise ModelError(f"ConvTranspose node {name!r}: {self.bias.size} biases for {self.out_channels} output "
                              "channels")

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..box import Box
 from ..errors import ModelError
+from ..host import page_aligned
 from .base import (OUT, In, Launch, Layer, Param, activation_args, activation_name, apply_activation, ceil_div,
                    grid_launch)
 from .registry import OpEntry
@@ -47,11 +48,11 @@ class MatMul(Layer):
         ``trans_a``/``trans_b``: a 2-D tensor operand is stored transposed
         (Gemm's transA/transB); ``bias``: one value per output column."""
         super().__init__(name, inputs)
-        self.constant = None if constant is None else np.ascontiguousarray(constant, dtype=np.float32)
+        self.constant = None if constant is None else page_aligned(constant)
         self.constant_first = bool(constant_first)
         self.trans = (bool(trans_a), bool(trans_b))
         self.alpha = float(alpha)
-        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        self.bias = None if bias is None else page_aligned(np.reshape(bias, -1))
         self.activation = activation
         self.reduced = None     # K, once bound
         self.strides = None     # ((a_sn, a_sb, a_sr, a_sk), (b_sn, b_sb, b_sk, b_sm)) once bound
