@@ -61,9 +61,9 @@ stage_cuda() {
   done
 }
 
-# torchvision's resnet50 and mobilenet_v2, exported once for every peer stage
+# the zoo's ONNX files, exported once for every peer stage (resnet50 and
+# mobilenet_v2 are in the zoo now, with the CoDL networks)
 PEERS_ONNX=/tmp/peers-onnx
-TORCHVISION="--torchvision resnet50,mobilenet_v2"
 
 stage_gpu_peers() {
   python3 benchmarks/gpu_peers.py --machine gpu --workdir "$PEERS_ONNX" --output "$OUT/gpu-peers"
@@ -71,12 +71,12 @@ stage_gpu_peers() {
 
 stage_cpu_peers() {
   cp benchmarks/results/cpu-peers.json "$OUT/cpu-peers.json"
-  python3 benchmarks/cpu_peers.py --machine gpu $TORCHVISION --workdir "$PEERS_ONNX" --output "$OUT/cpu-peers"
+  python3 benchmarks/cpu_peers.py --machine gpu --workdir "$PEERS_ONNX" --output "$OUT/cpu-peers"
 }
 
 stage_memory() {
   cp benchmarks/results/memory.json "$OUT/memory.json"
-  python3 benchmarks/cpu_peers.py --memory --machine gpu $TORCHVISION --workdir "$PEERS_ONNX" \
+  python3 benchmarks/cpu_peers.py --memory --machine gpu --workdir "$PEERS_ONNX" \
     --memory-output "$OUT/memory"
 }
 
