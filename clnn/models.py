@@ -4,6 +4,38 @@ seeded random weights.
 Weights are He-initialised (normal, variance 2 / fan-in) so that activations
 keep their scale through deep ReLU networks; biases and BatchNorm statistics
 are small random values, never zeros.
+
+| name | input | layers | parameters | GFLOP |
+|---|---|---|---|---|
+| lenet5 | 1x28x28 | 2 conv, 3 linear | 0.06 M | 0.0008 |
+| fcnn | 784 | 3 linear | 0.67 M | 0.0013 |
+| alexnet | 3x227x227 | 5 conv, LRN, 3 linear | 62.4 M | 2.28 |
+| vgg16 | 3x224x224 | 13 conv, 3 linear | 138.4 M | 30.9 |
+| squeezenet | 3x224x224 | SqueezeNet 1.0, 26 conv | 1.25 M | 1.64 |
+| resnet18 | 3x224x224 | 20 conv + BN, linear | 11.7 M | 3.63 |
+| resnet50 | 3x224x224 | torchvision ResNet-50 v1.5: 53 conv + BN, linear | 25.5 M | 8.18 |
+| mobilenet_v2 | 3x224x224 | torchvision MobileNetV2: 52 conv (17 depthwise) + BN, ReLU6, linear | 3.49 M | 0.60 |
+| yolov2 | 3x416x416 | YOLOv2 VOC: 23 conv (BN folded), LeakyRelu, SpaceToDepth; 125x13x13 | 50.6 M | 29.4 |
+| posenet | 3x256x256 | pose machine: 15 + 2 + 2x7 conv (7x7 ones); 21x32x32 | 17.5 M | 60.3 |
+| fst | 3x480x640 | fast style transfer: 14 conv, 2 ConvTranspose, InstanceNorm, reflect Pad | 1.68 M | 78.0 |
+| retinaface | 3x640x640 | ResNet-50, 3-level FPN, SSH, heads: 82 conv + BN, Resize; 16800x16 | 27.3 M | 88.6 |
+
+Parameters count BatchNorm folded into its convolution (as the model holds
+them); GFLOP counts a multiply-add as two, at batch 1. The networks from
+resnet50 on take ``size=`` (the input's H and W, or one side; SIZES holds
+what they divide by), so that tests can run them on smaller maps.
+
+Choices where the sources differ: fst pads with reflection before each
+convolution (as pytorch/examples' TransformerNet does), upsamples with
+ConvTranspose (stride 2, pad 1, output padding 1: the paper's
+fractionally-strided convolutions) and has no output activation; retinaface
+follows biubug6's Pytorch_Retinaface (three pyramid levels, strides 8, 16,
+32, ReLU where it writes LeakyReLU with slope 0) rather than CoDL's artifact,
+whose five levels from 160x160 to 10x10 come as a shape list without the
+layers that would feed them (its heads are 3x3 convolutions to 12 and 6
+channels); its one output holds per anchor the box (4), the softmax of the
+face/background scores (2) and five landmarks (10). yolov2's reorg is ONNX's
+SpaceToDepth (DCR), not Darknet's own channel order.
 """
 
 import numpy as np
