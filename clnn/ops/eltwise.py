@@ -7,7 +7,7 @@ import numpy as np
 from ..box import Box
 from ..errors import ModelError
 from .base import (OUT, In, Launch, Layer, Param, activation_args, activation_name, apply_activation, box_args,
-                   flat_launch)
+                   flat_launch, plane_launch)
 from .registry import OpEntry
 
 OPS = {"Add": 1, "Sub": 2, "Mul": 3, "Div": 4}
@@ -18,12 +18,15 @@ ACTIVATION_OPS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 
 
 def flat_box_launch(target, kernel, out_shape, box, args):
-    """A 1-D launch over the elements of ``box``, with the box geometry
-    arguments every flat elementwise kernel takes."""
+    """A launch over the elements of ``box``, with the box geometry
+    arguments every elementwise kernel takes: 1-D on CPUs; on GPUs a plane
+    grid (base.plane_launch, CLNN_PLANE_GRID in eltwise.cl)."""
     _, _, h, w = out_shape
     count = box.count(w)
-    size, local = flat_launch(target, count)
-    return Launch(kernel, size, local, {**args, "H": h, "W": w, **box_args(box), "count": count})
+    args = {**args, "H": h, "W": w, **box_args(box), "count": count}
+    if target.kind == "gpu":
+        return Launch(kernel, *plane_launch(target, box, w), args, ("-DCLNN_PLANE_GRID",))
+    return Launch(kernel, *flat_launch(target, count), args)
 
 
 def broadcast_mode(full, operand, name):
