@@ -207,7 +207,7 @@ class InferenceSession:
     # a device that fails ---------------------------------------------------------------
     def _stop_using(self, failure):
         """After ``failure`` (a DeviceError naming a device), plan again on the
-        remaining devices (a list of shares keeps theirs; any other plan
+        remaining devices (a list of shares keeps their proportions; any other plan
         becomes "auto"), or refuse further runs."""
         self.failures.append(failure)
         ids = [d.id for d in self.devices]
@@ -219,7 +219,8 @@ class InferenceSession:
         plan = self._plan_argument
         if isinstance(plan, (list, tuple)):
             kept = [share for i, share in zip(ids, plan) if i != failure.device]
-            plan = kept if sum(kept) > 0 else [1.0] * len(kept)
+            total = sum(kept)  # the shares kept, scaled to sum to 1 as Plan.static asks
+            plan = [share / total for share in kept] if total > 0 else [1.0 / len(kept)] * len(kept)
         else:
             plan = "auto"
         self.devices, self._plan_argument, self.partition_report = remaining, plan, None
