@@ -247,7 +247,7 @@ class Conv2d(Layer):
 
     def launches(self, target, box):
         residual = In(1) if self.has_residual else None
-        if self.groups == 1 and winograd.chosen(self, target):
+        if winograd.chosen(self, target):  # ungrouped 3x3 stride 1 on a GPU
             return winograd.launches(self, target, box)
         if self.groups == 1:
             return gemm_launches(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
