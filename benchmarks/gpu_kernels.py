@@ -336,8 +336,8 @@ def bench_layer(layer, batch, model_name, device, results, args):
 
 
 def kernel_names(layer, target):
-    return [f"{l.kernel} {' '.join(o for o in l.options if o.startswith('-D'))}".strip()
-            for l in layer.launches(target, Box.whole(layer.out_shape))]
+    return [f"{launch.kernel} {' '.join(o for o in launch.options if o.startswith('-D'))}".strip()
+            for launch in layer.launches(target, Box.whole(layer.out_shape))]
 
 
 def print_layer(row):

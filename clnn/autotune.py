@@ -101,7 +101,7 @@ def launch_key(layer, target):
     """Equal for targets under which ``layer`` launches the same kernels
     the same way."""
     launches = layer.launches(target, Box.whole(layer.out_shape))
-    return repr([(l.kernel, l.global_size, l.local_size, l.options) for l in launches])
+    return repr([(launch.kernel, launch.global_size, launch.local_size, launch.options) for launch in launches])
 
 
 def time_target(layers, device, target, reps=10, cache=None):

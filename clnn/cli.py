@@ -27,9 +27,11 @@ def _devices(args):
         print("no devices found: install an OpenCL driver (pip install 'clnn[pocl]' brings PoCL)")
         return 1
     try:
-        chosen, note = {d.id for d in select(args.devices)}, ""
+        selected, note = select(args.devices), ""
     except DeviceError as exc:  # marking nothing is an answer here, not an error
-        chosen, note = set(), f"  ({exc})".split("; devices:")[0]
+        selected, note = [], f"  ({exc})".split("; devices:")[0]
+    chosen = {d.id for d in selected}
+    found += [d for d in selected if d not in found]  # GPU slices exist once selected
     platform = None
     for d in sorted(found, key=lambda d: d.id):
         if d.platform_key != platform:

@@ -10,19 +10,24 @@ import numpy as np
 
 from .box import Box
 from .errors import DeviceError, InputError
+from .host import page_aligned
 from .ops.base import In, Out, Param, Scratch, Target
 from .runtime import contexts_for
 from .runtime.memory import SharedTensor
 from .schedule import Coherence, Schedule
-from .storage import plan_storage
+from .storage import plan_storage, share_storage
 
 
 class Executor:
-    def __init__(self, model, plan, devices, grouping=None, memory=None, pool=None, targets=None):
+    def __init__(self, model, plan, devices, grouping=None, memory=None, pool=None, targets=None,
+                 share_memory=True):
         """Runs ``model`` under ``plan`` on ``devices``; ``grouping`` and
         ``memory`` choose contexts (clnn.runtime.contexts) from ``pool``;
         ``targets`` ({device id: clnn.ops.Target}) choose and tune the
-        kernels where a device's own defaults should not."""
+        kernels where a device's own defaults should not. ``share_memory``:
+        tensors whose lives do not overlap take turns in one slot of memory
+        (off, every tensor keeps its own, so that a NaN-poisoned run shows
+        every read of memory no kernel wrote)."""
         self.model = model
         self.plan = plan
         used = plan.used_devices()
@@ -32,13 +37,22 @@ class Executor:
         self.contexts = contexts_for(list(self.devices.values()), grouping, memory, pool)
         self.context_of = {d.id: c for c in self.contexts for d in c.devices}
         self.views = plan_storage(model)
-        self.storages = {v.storage: SharedTensor(model.shapes[v.storage], self.contexts, v.storage)
-                         for v in self.views.values()}
+        self.storages = {}
+        self._previous = {}   # storage -> the storage that had its slot of memory before it
+        for number, slot in enumerate(share_storage(model, self.views, share_memory)):
+            memory = SharedTensor((slot.size,), self.contexts, f"slot{number}")
+            for previous, storage in zip([None] + slot.tenants, slot.tenants):
+                self.storages[storage] = memory.tenant(model.shapes[storage], storage)
+                self._previous[storage] = previous
+        self._touched = {}    # storage -> commands that read or wrote it
         self._params = {}
         self._scratch = {}  # {(device id, Scratch index): (buffer, bytes)}
         self._lock = threading.Lock()
         self.last_events, self.last_host_spans = [], []  # of the last run
         self._unfinished = False  # a run was interrupted before its queues finished
+        # timeline() reads every run; False lets a backend that replays runs
+        # (CUDA graphs) leave out the per-command events that it needs
+        self.timed = True
         self.schedule = Schedule()
         self._compile()
 
@@ -80,12 +94,17 @@ class Executor:
     def _compile_slice(self, coherence, layer, device, box, launches):
         context = self.context_of[device.id]
         target = self.targets[device.id]
-        deps = []
+        deps, read = [], set()
         for index, tensor in enumerate(layer.inputs):
             needed = layer.kernel_input_box(box, index, target)
             if needed is not None and not needed.empty:
-                deps += coherence.need(self._storage(tensor), self._storage_box(tensor, needed),
-                                       context, device)
+                found = coherence.need(self._storage(tensor), self._storage_box(tensor, needed), context, device)
+                read.add(self.views[tensor].storage)
+                self._touched.setdefault(self.views[tensor].storage, []).extend(found)  # copies of it
+                deps += found
+        output = self.views[layer.name].storage
+        # the slot's previous tenant must be done with before this one writes there
+        deps += self._touched.get(self._previous[output], [])
         command = None
         for launch in launches:
             bound = context.bind(launch.source, launch.kernel, launch.options,
@@ -97,6 +116,8 @@ class Executor:
                 deps, "kernel", layer.name, layer=layer.name, op=layer.op, box=str(box),
                 flops=layer.flops() * box.count(layer.out_shape[3]) // max(
                     Box.whole(layer.out_shape).count(layer.out_shape[3]), 1))
+            for storage in read | {output}:
+                self._touched.setdefault(storage, []).append(command)
             deps = [command]
         if command is not None:
             for part in layer.written_boxes(box):
@@ -139,8 +160,12 @@ class Executor:
         if key not in self._params:
             buffers = {}
             for name, array in layer.params(target).items():
-                buffers[name] = context.alloc(array.nbytes)
-                context.upload(buffers[name], array)
+                if context.unified:  # its devices read host memory in place: no second copy of the weights
+                    home = page_aligned(array, array.dtype)
+                    buffers[name] = context.alloc(home.nbytes, home=home.reshape(-1))
+                else:
+                    buffers[name] = context.alloc(array.nbytes)
+                    context.upload(buffers[name], array)
             self._params[key] = buffers
         return self._params[key]
 
@@ -171,7 +196,7 @@ class Executor:
             for name, array in feeds.items():
                 self._storage(name).home[...] = array.reshape(self.model.shapes[name])
             self.last_events = [None] * len(self.schedule.commands)
-            self.schedule.run(self.last_events)
+            self.schedule.run(self.last_events, self.timed)
             self._unfinished = True
             enqueued = time.perf_counter_ns()
             failures = self._finish_queues()

@@ -13,19 +13,30 @@ clnn computes (a per-channel value of a 4-D tensor is (C, 1, 1)).
 import numpy as np
 
 from .errors import ModelError
-from .onnx_common import require_onnx
+from .onnx_common import OLDEST_OPSET, REVIEWED_OPSET, require_onnx
 from .version import __version__
 
 DEFAULT_OPSET = 17
-OPSETS = range(11, 22)   # written; clnn reads newer ones too (onnx_import)
-ACTIVATIONS = {"relu": "Relu", "leaky_relu": "LeakyRelu", "clip": "Clip", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+# activations that one ONNX node computes: name -> (op, the attributes its
+# parameters go to, the first opset with that op, fixed attributes)
+ACTIVATIONS = {
+    "relu": ("Relu",), "sigmoid": ("Sigmoid",), "tanh": ("Tanh",), "softplus": ("Softplus",),
+    "softsign": ("Softsign",), "erf": ("Erf",), "exp": ("Exp",), "log": ("Log",), "sqrt": ("Sqrt",), "neg": ("Neg",),
+    "abs": ("Abs",), "reciprocal": ("Reciprocal",), "floor": ("Floor",), "ceil": ("Ceil",),
+    "leaky_relu": ("LeakyRelu", ("alpha",)), "hard_sigmoid": ("HardSigmoid", ("alpha", "beta")),
+    "elu": ("Elu", ("alpha",)), "selu": ("Selu", ("alpha", "gamma")),
+    "thresholded_relu": ("ThresholdedRelu", ("alpha",)),
+    "celu": ("Celu", ("alpha",), 12), "hard_swish": ("HardSwish", (), 14), "mish": ("Mish", (), 18),
+    "gelu": ("Gelu", (), 20), "gelu_tanh": ("Gelu", (), 20, {"approximate": "tanh"}),
+}
 
 
 def to_onnx(graph, opset=DEFAULT_OPSET):
     """The graph as an onnx.ModelProto of ai.onnx ``opset``."""
     onnx = require_onnx()
-    if opset not in OPSETS:
-        raise ModelError(f"clnn writes ai.onnx opsets {OPSETS.start} to {OPSETS.stop - 1}, not {opset}")
+    newest = min(REVIEWED_OPSET, onnx.defs.onnx_opset_version())
+    if not OLDEST_OPSET <= opset <= newest:
+        raise ModelError(f"clnn writes ai.onnx opsets {OLDEST_OPSET} to {newest}, not {opset}")
     writer = Writer(onnx, graph, opset)
     for layer in graph.layers:
         writer.write(layer)
@@ -89,12 +100,42 @@ class Writer:
         if spec is None:
             return x
         name, *values = spec if isinstance(spec, tuple) else (spec,)
-        if name == "leaky_relu":
-            return self.node(layer, "LeakyRelu", [x], alpha=float(values[0]))
         if name == "clip":
             bounds = [self.const(layer, bound, value) for bound, value in zip(("min", "max"), values)]
             return self.node(layer, "Clip", [x, *bounds])
-        return self.node(layer, ACTIVATIONS[name], [x])
+        entry = ACTIVATIONS.get(name, ())
+        op, attributes, since, fixed = entry + ("", (), 1, {})[len(entry):]
+        if op and self.opset >= since:
+            return self.node(layer, op, [x], **dict(zip(attributes, map(float, values))), **fixed)
+        return self._spelled_out(layer, x, name, values)
+
+    def _spelled_out(self, layer, x, name, values):
+        """Activations that ONNX has no op for (SiLU), or not in this opset,
+        as the nodes exporters write for them: mostly x * gate(x)."""
+        def scalar(what, value):
+            return self.const(layer, what, np.float32(value))
+
+        def node(op, *inputs, **attrs):
+            return self.node(layer, op, list(inputs), **attrs)
+
+        if name == "celu":   # alpha * Elu(x / alpha)
+            return node("Mul", node("Elu", node("Div", x, scalar("alpha", values[0]))), scalar("alpha", values[0]))
+        if name == "silu":
+            gate = node("Sigmoid", x)
+        elif name == "hard_swish":
+            gate = node("HardSigmoid", x, alpha=1 / 6, beta=0.5)
+        elif name == "mish":
+            gate = node("Tanh", node("Softplus", x))
+        elif name == "gelu":   # (1 + erf(x / sqrt 2)) / 2
+            gate = node("Erf", node("Div", x, scalar("sqrt2", np.sqrt(2))))
+            gate = node("Mul", node("Add", gate, scalar("one", 1)), scalar("half", 0.5))
+        elif name == "gelu_tanh":   # (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))) / 2
+            cubic = node("Mul", node("Pow", x, scalar("three", 3)), scalar("k", 0.044715))
+            gate = node("Tanh", node("Mul", node("Add", x, cubic), scalar("scale", np.sqrt(2 / np.pi))))
+            gate = node("Mul", node("Add", gate, scalar("one", 1)), scalar("half", 0.5))
+        else:
+            raise ModelError(f"layer {layer.name!r}: activation {name!r} cannot be written as ONNX")
+        return node("Mul", x, gate)
 
     def with_rank(self, layer, tensor, rank):
         """``tensor`` reshaped to ``rank`` dimensions (the trailing ones it

@@ -34,19 +34,23 @@ MAX_ELEMENTS = 1 << 26          # the largest constant a fold may create
 INFER_ELEMENTS = 1024           # larger constants reach shape inference as typed inputs, not values
 
 
-def fold(proto, shapes=None):
-    """A copy of ONNX ModelProto ``proto`` with its constant subgraphs
-    folded, given the concrete shape of each graph input in ``shapes``
-    ({name: shape}; an input left out keeps the static shape it declares)."""
+def fold(proto, shapes=None, in_place=False):
+    """A copy of ONNX ModelProto ``proto`` (or, ``in_place``, ``proto``
+    itself) with its constant subgraphs folded, given the concrete shape of
+    each graph input in ``shapes`` ({name: shape}; an input left out keeps
+    the static shape it declares)."""
     import onnx
-    return _Folder(onnx, proto, shapes or {}).run()
+    return _Folder(onnx, proto, shapes or {}, in_place).run()
 
 
 class _Folder:
-    def __init__(self, onnx, proto, shapes):
+    def __init__(self, onnx, proto, shapes, in_place=False):
         self.onnx = onnx
-        self.model = onnx.ModelProto()
-        self.model.CopyFrom(proto)
+        if in_place:
+            self.model = proto
+        else:
+            self.model = onnx.ModelProto()
+            self.model.CopyFrom(proto)
         self.graph = self.model.graph
         versions = [o.version for o in proto.opset_import if o.domain in DEFAULT_DOMAINS]
         self.opset = max(versions) if versions else None
@@ -69,13 +73,16 @@ class _Folder:
         if self.opset is None:
             return self.model
         nodes = list(self.graph.node)
+        changed = False
         while True:
             self._infer(nodes)
             nodes, folded = self._pass(nodes)
+            changed |= bool(folded)
             # a fold can make more shapes static (a Reshape's target, say): infer again
             if not folded or not any(n.op_type in ("Shape", "Size") for n in nodes):
                 break
-        self._rebuild(nodes)
+        if changed:
+            self._rebuild(nodes)
         return self.model
 
     # what is known ---------------------------------------------------------------------
@@ -203,14 +210,16 @@ class _Folder:
                      if name in self.values and name not in produced and name not in original]
         produced.update(outputs)
         listed = {i.name for i in graph.input}
-        initializers = [t for t in graph.initializer if t.name in live or t.name in listed]
-        initializers += [self.tensors[n] if n in self.tensors else onnx.numpy_helper.from_array(self.values[n], n)
-                         for n in sorted(live - original - produced) if self.known(n)]
+        added = [self.tensors[n] if n in self.tensors else onnx.numpy_helper.from_array(self.values[n], n)
+                 for n in sorted(live - original - produced) if self.known(n)]
         value_info = [v for v in graph.value_info if v.name in produced]
         graph.ClearField("node")
         graph.node.extend(constants + kept)
-        graph.ClearField("initializer")
-        graph.initializer.extend(initializers)
+        # the dead initializers go in place: the live ones (the weights) are not copied
+        for index in reversed(range(len(graph.initializer))):
+            if graph.initializer[index].name not in live and graph.initializer[index].name not in listed:
+                del graph.initializer[index]
+        graph.initializer.extend(added)
         graph.ClearField("value_info")
         graph.value_info.extend(value_info)
 

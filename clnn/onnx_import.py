@@ -1,7 +1,7 @@
 """ONNX -> clnn.Model.
 
 Everything is checked on the host before any device work: the opset, the
-graph inputs (float32, rank 1 to 6, only the batch may be symbolic) and, for
+graph inputs (float32, rank 0 to 6, only the batch may be symbolic) and, for
 every node, its op type, attributes, constant operands and used outputs. A
 node that clnn cannot compute exactly raises ModelError naming the node, its
 op type and the reason; nothing is imported as an approximation.
@@ -9,10 +9,14 @@ op type and the reason; nothing is imported as an approximation.
 Each layer is named after the ONNX tensor it produces, so graph outputs keep
 their names. Identity and Dropout produce no layer: their output is another
 name for their input (a graph output that is such a name renames its
-producer, or gets a copy where it cannot). The layers' own converters live in
-their op modules (clnn.ops.registry); the ones here make no layer.
+producer, or gets a copy where it cannot). A node with several outputs
+(Split) becomes one layer per used output, each named after its output and
+reading the node's inputs: its converter returns a list with one result per
+output (None for an output nothing reads). The layers' own converters live
+in their op modules (clnn.ops.registry); the ones here make no layer.
 """
 
+import collections
 import os
 import re
 
@@ -23,6 +27,7 @@ from .errors import ModelError
 from .model import Model
 from .onnx_common import DEFAULT_DOMAINS, OLDEST_OPSET, REVIEWED_OPSET, require_onnx
 from .onnx_fold import fold
+from .onnx_patterns import rewrite
 from .onnx_types import check_types
 from .ops import Activation, Layer, registry
 
@@ -36,7 +41,9 @@ def load(model, batch=1, fuse=True):
         raise ModelError(f"batch must be a positive integer, got {batch!r}")
     proto = _read(onnx, model)
     check_types(onnx, proto, _opset(onnx, proto))
-    return _Importer(onnx, proto, int(batch)).build(fuse)
+    # a proto parsed here is clnn's to change: folded in place, its weights
+    # released as they are converted (a caller's is copied)
+    return _Importer(onnx, proto, int(batch), owned=proto is not model).build(fuse)
 
 
 def _read(onnx, model):
@@ -57,6 +64,12 @@ def _read(onnx, model):
     if not proto.HasField("graph"):
         raise ModelError(f"no ONNX graph in {what}")
     return proto
+
+
+def _copy(onnx, proto):
+    copied = onnx.ModelProto()
+    copied.CopyFrom(proto)
+    return copied
 
 
 def _parse(read, what):
@@ -106,6 +119,16 @@ class _Node:
     def out(self):
         return self.proto.output[0]
 
+    @property
+    def outputs(self):
+        """Every output's name, for converters of nodes with several."""
+        return list(self.proto.output)
+
+    def used(self, index):
+        """Whether something reads output ``index`` (a node or the graph)."""
+        name = self.proto.output[index]
+        return bool(name) and name in self.importer.used
+
     def fail(self, text):
         raise ModelError(f"{self.prefix}: {text}")
 
@@ -124,7 +147,7 @@ class _Node:
             self.fail(f"attribute {name} is required")
         value = tuple(int(v) for v in value)
         if len(value) != count:
-            self.fail(f"{name} {list(value)} must have {count} values (clnn runs 2-D windows only)")
+            self.fail(f"{name} {list(value)} must have {count} values (one per spatial axis, or two per axis for pads)")
         return value
 
     def ignore(self, *names):
@@ -161,7 +184,7 @@ class _Node:
         if name not in self.importer.constants:
             self.fail(f"{what} ({name!r}) must be a constant (an initializer or a Constant node), "
                       "not a computed tensor")
-        return self.importer.constants[name]
+        return self.importer.value(name)
 
     def shape(self, tensor):
         """The shape of a clnn tensor as ONNX sees it."""
@@ -172,16 +195,18 @@ class _Node:
             self.fail(f"axis {value} is out of range for a rank-{rank} input")
         return value % rank
 
-    def check_all_read(self):
+    def check_all_read(self, produced):
+        """Everything was read, and no output past the ``produced`` first
+        ones is used."""
         if self.unread_attrs:
             self.fail(f"attribute {sorted(self.unread_attrs)[0]!r} is not supported")
         if self.unread_inputs:
             index = min(self.unread_inputs)
             self.fail(f"input {index} ({self.proto.input[index]!r}) is not supported")
-        used = self.importer.used
-        for index, name in enumerate(self.proto.output[1:], start=1):
-            if name in used:
-                self.fail(f"output {index} ({name!r}) is used, but clnn computes only the first output")
+        for index in range(produced, len(self.proto.output)):
+            if self.used(index):
+                self.fail(f"output {index} ({self.proto.output[index]!r}) is used, but clnn computes only "
+                          f"the first {'output' if produced == 1 else f'{produced} outputs'}")
 
 
 def _first_dim_name(info):
@@ -191,7 +216,7 @@ def _first_dim_name(info):
 
 
 class _Importer:
-    def __init__(self, onnx, proto, batch):
+    def __init__(self, onnx, proto, batch, owned=False):
         self.onnx = onnx
         self.opset = _opset(onnx, proto)
         self.batch = batch
@@ -199,15 +224,30 @@ class _Importer:
         initialized = {t.name for t in proto.graph.initializer}
         # graph input name -> shape, the batch fed in place of a symbolic one
         self.inputs = {i.name: self._input_shape(i) for i in proto.graph.input if i.name not in initialized}
+        # exporters' subgraphs of one operation become its node again (clnn.onnx_patterns)
+        nodes = rewrite(onnx, proto, batch)
+        if len(nodes) != len(proto.graph.node) or any(a is not b for a, b in zip(nodes, proto.graph.node)):
+            if not owned:  # the caller's proto stays as it was
+                proto, owned = _copy(onnx, proto), True
+            proto.graph.ClearField("node")
+            proto.graph.node.extend(nodes)
         # shape subgraphs (Shape, Gather, Concat, ... of static shapes) become constants
-        self.proto = fold(proto, self.inputs)
+        self.proto = fold(proto, self.inputs, in_place=owned)
+        self.owned = True  # a proto parsed here, or the copy made of the caller's by rewrite or fold
         self.graph = self.proto.graph
-        self.constants = {}     # name -> numpy value (initializers, Constant nodes)
+        # name -> numpy value (Constant nodes) or TensorProto (an initializer, read on first use)
+        self.constants = {t.name: t for t in self.graph.initializer}
+        self.initializer_names = set(self.constants)
+        # how many node inputs and graph outputs still read each tensor: a weight
+        # is let go once the layers reading it hold their own copies
+        self.readers = collections.Counter(name for node in self.graph.node for name in node.input if name)
+        self.readers.update(o.name for o in self.graph.output)
         self.alias = {}         # Identity/Dropout output -> the tensor it names
         self.dims = {}          # clnn tensor -> shape as ONNX sees it
         self.layers = []
         self.converters = converters()
-        self.used = {name for node in self.graph.node for name in node.input if name}
+        self.nodes = list(self.graph.node)
+        self.used = {name for node in self.nodes for name in node.input if name}
         self.used |= {o.name for o in self.graph.output}
 
     def resolve(self, name):
@@ -216,11 +256,19 @@ class _Importer:
     def defined(self, name):
         return name in self.dims or name in self.constants or name in self.alias
 
+    def value(self, name):
+        """The numpy value of constant ``name``."""
+        value = self.constants[name]
+        if isinstance(value, self.onnx.TensorProto):
+            tensor, value = value, self.array(value, f"initializer {name!r}")
+            if self.owned:
+                tensor.ClearField("raw_data")  # the array holds the values now
+            self.constants[name] = value
+        return value
+
     def build(self, fuse=True):
-        for tensor in self.graph.initializer:
-            self.constants[tensor.name] = self.array(tensor, f"initializer {tensor.name!r}")
         self.dims.update(self.inputs)
-        for node in self.graph.node:
+        for node in self.nodes:
             self._convert(node)
         outputs = [o.name for o in self.graph.output]
         for name in outputs:
@@ -261,8 +309,8 @@ class _Importer:
             else:
                 raise ModelError(f"graph input {name!r}: dimension {index} is {dim.dim_param or 'unknown'}; "
                                  "only the batch (first) dimension may be symbolic")
-        if not 1 <= len(shape) <= MAX_RANK:
-            raise ModelError(f"graph input {name!r} has rank {len(shape)}; clnn supports ranks 1 to {MAX_RANK}")
+        if len(shape) > MAX_RANK:
+            raise ModelError(f"graph input {name!r} has rank {len(shape)}; clnn supports ranks 0 to {MAX_RANK}")
         return tuple(shape)
 
     def _convert(self, proto):
@@ -280,21 +328,38 @@ class _Importer:
                 node.fail(f"output {name!r} is already defined")
         try:
             result = convert(node)
-            node.check_all_read()
-            if isinstance(result, Layer):
-                self._add(result)
-            elif isinstance(result, np.ndarray):
-                self.constants[node.out] = result
-            else:
-                self.alias[node.out] = result
+            # a node with several outputs converts to a list: one result per output, None for unused ones
+            results = result if isinstance(result, list) else [result]
+            node.check_all_read(len(results))
+            self._read_by(proto)
+            for name, value in zip(proto.output, results):
+                if isinstance(value, Layer):
+                    self._add(value)
+                elif isinstance(value, np.ndarray):
+                    self.constants[name] = value
+                elif value is not None:
+                    self.alias[name] = value
         except (ValueError, TypeError) as exc:   # ModelError from the layers included
             if str(exc).startswith(node.prefix):
                 raise
             raise ModelError(f"{node.prefix}: {_layer_reason(str(exc), node.out)}") from exc
 
+    def _read_by(self, proto):
+        """Let go of the initializers that no node or output reads any more."""
+        for name in proto.input:
+            self.readers[name] -= 1
+            if self.readers[name] == 0 and name in self.initializer_names:
+                self.constants.pop(name, None)
+
     def _check_version(self, node):
         """The node's op at the model's opset is a version clnn follows."""
-        since = self.onnx.defs.get_schema(node.op, self.opset, "").since_version
+        defs = self.onnx.defs
+        try:
+            since = defs.get_schema(node.op, self.opset, "").since_version
+        except defs.SchemaError:
+            first = min(s.since_version for s in defs.get_all_schemas_with_history()
+                        if s.name == node.op and s.domain == "")
+            node.fail(f"{node.op} is an ai.onnx op from opset {first} on, not {self.opset}")
         if since > REVIEWED_OPSET:
             node.fail(f"{node.op} changed in opset {since}; clnn follows its changes up to opset {REVIEWED_OPSET}")
 

@@ -28,9 +28,28 @@ def _element_types(onnx, graph):
     return found
 
 
+def _skeleton(onnx, proto):
+    """``proto`` without the values of its initializers (they become typed
+    graph inputs): what type inference needs, without copying the weights."""
+    model = onnx.ModelProto()
+    model.ir_version = proto.ir_version
+    model.opset_import.extend(proto.opset_import)
+    model.functions.extend(proto.functions)
+    graph = model.graph
+    graph.node.extend(proto.graph.node)
+    graph.input.extend(proto.graph.input)
+    graph.output.extend(proto.graph.output)
+    graph.value_info.extend(proto.graph.value_info)
+    declared = {i.name for i in proto.graph.input}
+    for tensor in proto.graph.initializer:
+        if tensor.name not in declared:
+            graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+    return model
+
+
 def _inferred(onnx, proto):
     try:
-        return onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False).graph
+        return onnx.shape_inference.infer_shapes(_skeleton(onnx, proto), check_type=False, strict_mode=False).graph
     except Exception:  # inference is best effort here: what it cannot type is not checked
         return proto.graph
 

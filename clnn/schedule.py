@@ -5,9 +5,12 @@ boxes of which tensor must cross between contexts.
 Building a schedule walks the layers once; each run then only enqueues the
 commands in order, each with ``wait_for`` on the events it depends on (events
 of another context come through the bridge), so the whole run is on the
-devices before the host waits for anything.
+devices before the host waits for anything. A run whose commands all go to
+one queue is recorded once where its context can replay a recording (CUDA
+graphs: Context.recorder), and each run then replays it in one submission.
 """
 
+import logging
 from dataclasses import dataclass, field
 
 from .box import subtract_all
@@ -16,6 +19,8 @@ from .runtime.bridge import BRIDGE
 from .storage import to_receive
 
 HOST = "host"
+
+log = logging.getLogger("clnn")
 
 
 @dataclass
@@ -36,15 +41,27 @@ class Command:
 class Schedule:
     def __init__(self):
         self.commands = []
+        self._recordings = {}  # timed: the run's Recording, or None where it is enqueued command by command
 
     def add(self, context, device, enqueue, deps, kind, label, **detail):
         self.commands.append(Command(context, device, enqueue, tuple(sorted(set(deps))),
                                      kind, label, detail))
         return len(self.commands) - 1
 
-    def run(self, events):
+    def run(self, events, timed=True):
         """Enqueue every command, putting their events in ``events`` (a list
-        as long as the commands), which a failed run leaves partly filled."""
+        as long as the commands), which a failed run leaves partly filled.
+        True where the run was replayed from a recording; ``timed``: its
+        events keep each command's times (see Context.recorder)."""
+        recording = self._recording(timed)
+        if recording is not None:
+            command = self.commands[0]
+            try:
+                events[:] = recording.replay()
+            except Exception as exc:
+                raise DeviceError(f"replaying the recorded run on {command.device} failed: {exc}",
+                                  device=command.device.id) from exc
+            return True
         forwarded = {}
         for index, command in enumerate(self.commands):
             wait_for = []
@@ -67,6 +84,36 @@ class Schedule:
                 raise DeviceError(f"enqueueing {command.kind} {command.label} on {command.device} failed: {exc}",
                                   device=command.device.id, layer=layer) from exc
         self._flush()
+        return False
+
+    def _recording(self, timed):
+        if timed not in self._recordings:
+            self._recordings[timed] = self._record(timed)
+        return self._recordings[timed]
+
+    def _record(self, timed):
+        """The run recorded where all of it goes to one queue and its context
+        can record, else None. Recording runs nothing, so a failure only
+        means the run is enqueued command by command."""
+        if len({(id(c.context), c.device.id) for c in self.commands}) != 1:
+            return None
+        context, device = self.commands[0].context, self.commands[0].device
+        recording = context.recorder(device, timed)
+        if recording is None:
+            return None
+
+        def enqueue_all():
+            events = [None] * len(self.commands)
+            for index, command in enumerate(self.commands):
+                events[index] = command.enqueue([events[dep] for dep in command.deps])
+            return events
+
+        try:
+            recording.record(enqueue_all)
+        except Exception as exc:
+            log.warning("clnn: recording the run on %s failed (%s); enqueueing it command by command", device, exc)
+            return None
+        return recording
 
     def failure(self, events):
         """(device, label, exception) of the first command of a finished run

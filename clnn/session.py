@@ -219,8 +219,7 @@ class InferenceSession:
         plan = self._plan_argument
         if isinstance(plan, (list, tuple)):
             kept = [share for i, share in zip(ids, plan) if i != failure.device]
-            total = sum(kept)  # the shares kept, scaled to sum to 1 as Plan.static asks
-            plan = [share / total for share in kept] if total > 0 else [1.0 / len(kept)] * len(kept)
+            plan = [share / sum(kept) for share in kept] if sum(kept) > 0 else [1 / len(kept)] * len(kept)
         else:
             plan = "auto"
         self.devices, self._plan_argument, self.partition_report = remaining, plan, None

@@ -5,9 +5,15 @@ Concat's storage, and a view (Flatten, Reshape) shares its source's storage;
 every other tensor has its own. Both the executor (which allocates and binds
 storage) and the planner (which prices what moves) use the same views, and
 the same rule for which boxes a reader must receive from whom.
+
+Storages whose lives do not overlap take turns in one slot of memory
+(``share_storage``), so a run needs about the memory of the tensors alive at
+once, not of all of them; the executor makes each new tenant's writers wait
+for everything that touched the slot's previous one.
 """
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -88,3 +94,59 @@ def to_receive(box, held_here, held_elsewhere):
                 remaining.extend(piece.subtract(part_held))
         missing = remaining
     return found + [(None, piece) for piece in missing]
+
+
+@dataclass
+class Slot:
+    size: int                                    # elements: its largest tenant's
+    tenants: list = field(default_factory=list)  # storage names, in the order they live there
+
+
+def lifetimes(graph, views):
+    """{storage: (index of the first layer that writes it, index of the last
+    that reads it)}; model inputs live from before the first layer (-1) and
+    outputs to after the last."""
+    index = {layer.name: i for i, layer in enumerate(graph.layers)}
+    end = len(graph.layers)
+    first, last = {}, {}
+    for name, view in views.items():
+        storage = view.storage
+        producer = graph.producer.get(name)
+        if producer is None:
+            first[storage] = -1
+        elif not producer.is_view:
+            first[storage] = min(first.get(storage, end), index[name])
+        reads = [index[reader.name] for reader in graph.consumers.get(name, [])]
+        if name in graph.output_names:
+            reads.append(end)
+        last[storage] = max([last.get(storage, -1), *reads])
+    return {s: (first[s], max(last.get(s, first[s]), first[s])) for s in first}
+
+
+def share_storage(graph, views, share=True):
+    """Slots of memory, each holding storages whose lives do not overlap in
+    turn; model inputs and outputs (which the host fills and reads) keep
+    slots of their own, and every storage does with ``share=False``. A
+    storage takes the smallest free slot it fits, else the largest free one
+    grows to fit it, else a new slot."""
+    lives = lifetimes(graph, views)
+    own = set(lives) if not share else {views[n].storage for n in graph.input_names + graph.output_names}
+    slots, busy, free = [], [], []     # busy: (last reader, slot index)
+    for storage in sorted(lives, key=lambda s: (lives[s][0], s)):
+        start, end = lives[storage]
+        size = math.prod(graph.shapes[storage])
+        for ended in [b for b in busy if b[0] < start]:
+            busy.remove(ended)
+            free.append(ended[1])
+        fits = sorted((i for i in free if slots[i].size >= size), key=lambda i: slots[i].size)
+        if storage in own or not free:
+            slots.append(Slot(size))
+            chosen = len(slots) - 1
+        else:
+            chosen = fits[0] if fits else max(free, key=lambda i: slots[i].size)
+            free.remove(chosen)
+            slots[chosen].size = max(slots[chosen].size, size)
+        slots[chosen].tenants.append(storage)
+        if storage not in own:
+            busy.append((end, chosen))
+    return slots

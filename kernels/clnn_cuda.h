@@ -17,6 +17,7 @@
  * the same register budget, and the host launches exactly that size. */
 #define CLNN_WORK_GROUP(x, y, z) __launch_bounds__((x) * (y) * (z))
 #define CLNN_INLINE __device__ inline
+#define CLNN_NOINLINE __device__ __noinline__
 #define CLNN_FLOAT8(a, b, c, d, e, f, g, h) float8(a, b, c, d, e, f, g, h)
 /* float4 and int4 are CUDA's own vector types, with OpenCL's .x .y .z .w */
 #define CLNN_FLOAT4(a, b, c, d) make_float4(a, b, c, d)

@@ -1,23 +1,76 @@
-/* Softmax over the channels of each pixel (the last axis of an (N, C)
- * tensor), one work-item per pixel: max, sum of exponentials, then write. */
-#include "clnn_common.h"
+/* Softmax and LogSoftmax along any axes: each group (clnn_rows.h) is
+ * normalised by its max and its sum of exponentials. Softmax writes each
+ * exponential while summing and divides it in place after, so that exp
+ * (a call on PoCL, not inlined) runs once per element. */
+#include "clnn_rows.h"
 
-__kernel void clnn_softmax_channels(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int C,
-                                    const int H, const int W, const int n0, const int h0,
-                                    const int bh, const int count)
+/* The sum of a work-item's share of exp(x - top), written to y unless
+ * log_out (LogSoftmax needs only the sum). */
+CLNN_INLINE float clnn_softmax_exps(__global float *y, __global const float *x, const clnn_loops *l,
+                                    const int log_out, const float top, const int first, const int last,
+                                    const int step)
+{
+    if (log_out)
+        return clnn_rows_part(x, l, CLNN_TERM_EXP, CLNN_COMB_ADD, top, first, last, step);
+    float sum = 0.0f;
+    CLNN_ROWS_FOR(l, i0, i1, i2, first, last, step) {
+        const float e = exp(x[i0 * l->s0 + i1 * l->s1 + i2 * l->s2] - top);
+        y[i0 * l->t0 + i1 * l->t1 + i2 * l->t2] = e;
+        sum += e;
+    }
+    return sum;
+}
+
+CLNN_INLINE void clnn_softmax_write(__global float *y, __global const float *x, const clnn_loops *l,
+                                    const int log_out, const float top, const float sum, const int first,
+                                    const int last, const int step)
+{
+    const float shift = top + log(sum);
+    CLNN_ROWS_FOR(l, i0, i1, i2, first, last, step) {
+        __global float *at = y + i0 * l->t0 + i1 * l->t1 + i2 * l->t2;
+        *at = log_out ? x[i0 * l->s0 + i1 * l->s1 + i2 * l->s2] - shift : *at / sum;
+    }
+}
+
+/* One work-item per group: for many small groups. */
+__kernel void clnn_softmax_items(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const int *rows, const int log_out,
+                                 const int C, const int H, const int W,
+                                 const int n0, const int c0, const int h0, const int bc, const int bh,
+                                 const int count)
 {
     const int i = get_global_id(0);
     if (i >= count)
         return;
-    const int w = i % W;
-    const int h = h0 + (i / W) % bh;
-    const int n = n0 + i / (W * bh);
-    float top = -INFINITY;
-    for (int c = 0; c < C; c++)
-        top = fmax(top, in[CLNN_AT(in, n, c, h, w, H, W)]);
-    float sum = 0.0f;
-    for (int c = 0; c < C; c++)
-        sum += exp(in[CLNN_AT(in, n, c, h, w, H, W)] - top);
-    for (int c = 0; c < C; c++)
-        out[CLNN_AT(out, n, c, h, w, H, W)] = exp(in[CLNN_AT(in, n, c, h, w, H, W)] - top) / sum;
+    CLNN_ROWS_ELEMENT(i, C, H, W, n0, c0, h0, bc, bh);
+    int item, batch, scale;
+    clnn_rows_group(rows, g, &item, &batch, &scale);
+    const clnn_loops l = clnn_rows_loops(rows, in_ns, out_ns);
+    __global const float *x = in + in_off + item + batch * in_ns;
+    __global float *y = out + out_off + item + batch * out_ns;
+    const float top = clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, 0, l.n2, 1);
+    const float sum = clnn_softmax_exps(y, x, &l, log_out, top, 0, l.n2, 1);
+    clnn_softmax_write(y, x, &l, log_out, top, sum, 0, l.n2, 1);
+}
+
+/* One work-group per group: for few large groups. */
+__kernel CLNN_WORK_GROUP(CLNN_ROWS_WG, 1, 1)
+void clnn_softmax_groups(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const int *rows, const int log_out,
+                         const int C, const int H, const int W,
+                         const int n0, const int c0, const int h0, const int bc, const int bh,
+                        const int interleave)
+{
+    __local float part[CLNN_ROWS_WG];
+    const int t = get_local_id(0);
+    CLNN_ROWS_ELEMENT((int)get_group_id(0), C, H, W, n0, c0, h0, bc, bh);
+    int item, batch, scale;
+    clnn_rows_group(rows, g, &item, &batch, &scale);
+    const clnn_loops l = clnn_rows_loops(rows, in_ns, out_ns);
+    CLNN_ROWS_SHARE(l, t, interleave);
+    __global const float *x = in + in_off + item + batch * in_ns;
+    __global float *y = out + out_off + item + batch * out_ns;
+    const float top = clnn_group_combine(
+        part, clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, first, last, step), CLNN_COMB_MAX);
+    const float sum = clnn_group_combine(part, clnn_softmax_exps(y, x, &l, log_out, top, first, last, step),
+                                         CLNN_COMB_ADD);
+    clnn_softmax_write(y, x, &l, log_out, top, sum, first, last, step);
 }

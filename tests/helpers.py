@@ -27,10 +27,11 @@ def target(device, kind=None, tuning=None):
 
 
 def run(model, feeds, plan, devices, grouping=None, memory=None, kind=None, tuning=None):
-    """Outputs of one poisoned run of ``model`` under ``plan``; ``kind`` and
-    ``tuning`` choose the kernels (see ``target``)."""
+    """Outputs of one poisoned run of ``model`` under ``plan`` (every tensor
+    in memory of its own, so that the poison shows); ``kind`` and ``tuning``
+    choose the kernels (see ``target``)."""
     targets = {d.id: target(d, kind, tuning) for d in devices}
-    executor = Executor(model, plan, devices, grouping=grouping, memory=memory, targets=targets)
+    executor = Executor(model, plan, devices, grouping=grouping, memory=memory, targets=targets, share_memory=False)
     executor.poison()
     return executor.run(feeds)
 

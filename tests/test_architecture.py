@@ -19,12 +19,13 @@ PACKAGE = Path(clnn.__file__).parent
 
 # lowest first; a module may import from its own floor or any below it
 FLOORS = [
-    ("leaves", {"clnn.errors", "clnn.box", "clnn.timing", "clnn.trace", "clnn.sources", "clnn.version", "clnn.log"}),
+    ("leaves", {"clnn.errors", "clnn.box", "clnn.timing", "clnn.trace", "clnn.sources", "clnn.version", "clnn.log",
+                "clnn.host"}),
     ("runtime", {"clnn.runtime", "clnn.cuda"}),
     ("ops", {"clnn.ops"}),
     ("graph", {"clnn.graph", "clnn.passes"}),
-    ("onnx and zoo", {"clnn.onnx_common", "clnn.onnx_types", "clnn.onnx_fold", "clnn.onnx_export", "clnn.model",
-                      "clnn.onnx_import",
+    ("onnx and zoo", {"clnn.onnx_common", "clnn.onnx_types", "clnn.onnx_fold", "clnn.onnx_patterns",
+                      "clnn.onnx_export", "clnn.model", "clnn.onnx_import",
                       "clnn.models"}),
     ("execution", {"clnn.storage", "clnn.plan", "clnn.schedule", "clnn.executor"}),
     ("partition", {"clnn.partition"}),

@@ -8,7 +8,7 @@ import pytest
 import clnn
 from clnn.box import Box
 from clnn.cuda import nvrtc
-from clnn.ops import LRN, Activation, Conv2d, Dense, GemmTile, Pool, Target, Tuning
+from clnn.ops import LRN, Activation, Conv2d, ConvTranspose2d, Dense, GemmTile, MatMul, Pool, Resize, Target, Tuning
 from clnn import sources
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="needs clnn[cuda] (cuda-bindings and CUDA 12's NVRTC)")
@@ -26,7 +26,8 @@ def _layer_builds():
     make, for CPU and GPU targets: a convolution (GEMM tiles of the default
     tuning, a K split, Winograd with both tile sizes), a grouped one, dense
     layers at GEMV batches and at a GEMM batch, a pool (window built in), an
-    element-wise layer (plane grid) and LRN (window and beta built in)."""
+    element-wise layer (plane grid), LRN (window and beta built in), MatMul
+    (tile built in), ConvTranspose (channel block) and Resize (modes)."""
     rng = np.random.default_rng(0)
     layers = [
         (Conv2d("conv", "x", rng.standard_normal((8, 4, 3, 3))), (2, 4, 9, 9)),
@@ -38,6 +39,10 @@ def _layer_builds():
         (Pool("pool", "x", "max", kernel=3, stride=2), (1, 8, 9, 9)),
         (Activation("relu", "x", "relu"), (2, 8, 5, 5)),
         (LRN("lrn", "x", 5), (1, 8, 5, 5)),
+        (MatMul("mm", "x", rng.standard_normal((6, 5))), (3, 4, 6)),
+        (ConvTranspose2d("up", "x", rng.standard_normal((4, 8, 3, 3)), stride=2), (1, 4, 5, 5)),
+        (Resize("nearest", "x", (2, 2)), (1, 4, 5, 5)),
+        (Resize("linear", "x", (2, 2), mode="linear"), (1, 4, 5, 5)),
     ]
     everywhere = {"winograd_min_channels": 1, "winograd_min_tiles": 1}
     targets = [Target("cpu"), Target("gpu", 132), Target("gpu", 132, tuning=Tuning(winograd=4, **everywhere)),

@@ -403,7 +403,8 @@ def without_opsets(proto):
 ONES = np.ones((4, 3), np.float32)
 ERRORS = {
     "lstm": (one_node("LSTM", ("x", "w", "r"), {"w": ONES, "r": ONES}), ["'n1' (LSTM)", "not supported"]),
-    "resize": (one_node("Resize", ("x", "", "s"), {"s": np.ones(4, np.float32)}), ["'n1' (Resize)"]),
+    "resize_cubic": (one_node("Resize", ("x", "", "s"), {"s": np.ones(4, np.float32)}, mode="cubic"),
+                     ["'n1' (Resize)", "cubic"]),
     "custom_domain": (one_node("Relu", domain="com.example"), ["'n1' (Relu)", "com.example"]),
     "conv_weight_not_constant": (conv_model({}, shapes={"x": (1, 3, 7, 7), "w": (4, 3, 3, 3)}),
                                  ["'conv1' (Conv)", "weight", "constant"]),
@@ -420,34 +421,29 @@ ERRORS = {
                                         output_types={"i": TensorProto.INT64}),
                              ["'n1' (MaxPool)", "output 1"]),
     "avgpool_3d_kernel": (one_node("AveragePool", kernel_shape=[2, 2, 2]), ["'n1' (AveragePool)", "kernel_shape"]),
-    "flatten_axis2": (one_node("Flatten", axis=2), ["'n1' (Flatten)", "axis 2"]),
-    "gemm_transA": (one_node("Gemm", ("x", "b"), {"b": ONES}, {"x": (3, 4)}, transA=1),
-                    ["'n1' (Gemm)", "transA"]),
+    "gemm_transA_3d": (one_node("Gemm", ("x", "b"), {"b": ONES}, {"x": (3, 4, 1)}, transA=1),
+                       ["'n1' (Gemm)", "2-D"]),
     "gemm_c_full": (one_node("Gemm", ("x", "b", "c"), {"b": ONES, "c": np.ones((2, 3), np.float32)}, {"x": (2, 4)}),
                     ["'n1' (Gemm)", "C of shape"]),
-    "matmul_4d": (one_node("MatMul", ("x", "b"), {"b": np.ones((7, 2), np.float32)}),
-                  ["'n1' (MatMul)", "rank 2"]),
-    "concat_axis2": (one_node("Concat", ("x", "x"), axis=2), ["'n1' (Concat)", "axis 2"]),
-    "softmax_axis2": (one_node("Softmax", axis=2), ["'n1' (Softmax)", "axis 2"]),
-    "softmax_4d_opset11": (one_node("Softmax", axis=1, opset=11), ["'n1' (Softmax)", "opset 11"]),
+    "matmul_vector": (one_node("MatMul", ("x", "b"), {"b": np.ones(7, np.float32)}),
+                      ["'n1' (MatMul)", "rank 2"]),
     "batchnorm_training": (one_node("BatchNormalization", ("x", "s", "s", "s", "s"), {"s": np.ones(4, np.float32)},
                                     {"x": (1, 4, 3, 3)}, training_mode=1),
                            ["'n1' (BatchNormalization)", "training_mode"]),
     "reshape_to_7d": (one_node("Reshape", ("x", "s"), {"s": np.array([1, 1, 1, 1, 2, 3, 4], np.int64)},
                                {"x": (1, 2, 3, 4)}), ["'n1' (Reshape)", "rank 7"]),
-    "gemm_b_not_constant": (one_node("Gemm", ("x", "b"), shapes={"x": (1, 4), "b": (4, 3)}),
-                            ["'n1' (Gemm)", "'b'", "constant"]),
+    "gemm_c_not_constant": (one_node("Gemm", ("x", "b", "c"), {"b": ONES}, {"x": (1, 4), "c": (1, 3)}),
+                            ["'n1' (Gemm)", "'c'", "constant"]),
     "dropout_mask_used": (one_node("Dropout", outputs=("y", "mask")), ["'n1' (Dropout)", "mask"]),
     "both_constants": (one_node("Add", ("a", "a"), {"a": ONES}), ["graph output 'y' is a constant"]),  # folded
-    "broadcast_both_ways": (one_node("Mul", ("x", "z"), shapes={"x": (3, 1), "z": (1, 4)}),
-                            ["'n1' (Mul)", "broadcast"]),
+    "no_broadcast": (one_node("Mul", ("x", "z"), shapes={"x": (3, 2), "z": (1, 4)}), ["'n1' (Mul)", "broadcast"]),
     "undefined_tensor": (one_node("Relu", ("nowhere",)), ["'n1' (Relu)", "'nowhere'"]),
     "unnamed_node": (one_node("Tile", name="", outputs=("tiled",)), ["'tiled' (Tile)"]),
     "output_not_produced": (make_model([node("Relu", ["x"])], {"x": (1, 3)}, outputs=("z",)), ["'z'", "no node"]),
     "opset10": (conv_model(opset=10), ["opset 10"]),
     "opset_newer_than_onnx": (with_opset(conv_model(), NEWEST + 1), [f"opset {NEWEST + 1}", f"11 to {NEWEST}"]),
     "layer_error_names_node_once": (one_node("Add", ("x", "c"), {"c": np.ones(5, np.float32)}, name="sum"),
-                                    ["node 'sum' (Add): cannot broadcast"]),
+                                    ["node 'sum' (Add): operands of shapes", "do not broadcast"]),
     "no_default_opset": (without_opsets(one_node("Relu")), ["no ai.onnx opset"]),
     "int64_input": (conv_model(input_type=TensorProto.INT64), ["'x'", "tensor(int64)"]),
     "int64_input_well_typed": (one_node("Cast", input_type=TensorProto.INT64, to=TensorProto.FLOAT),
@@ -601,7 +597,7 @@ def test_export_unfused_model(rng):
     assert rel_err(run_ort(proto, feeds)[0], model.reference(feeds)[0]) < TOL
 
 
-@pytest.mark.parametrize("opset", [10, 22])
+@pytest.mark.parametrize("opset", [10, NEWEST + 1])
 def test_export_rejects_opsets(opset):
     model = clnn.Model({"x": (1, 3)}, [Activation("y", "x", "relu")], ["y"])
     with pytest.raises(clnn.ModelError, match=f"not {opset}"):

@@ -1,13 +1,14 @@
 """The GPU kernel variants that a tuning chooses between, each forced on its
 own (GEMM tiles, K split into slices, Winograd F(4x4) and F(2x2), GEMV
 work-group shapes), against the numpy reference and split over two devices;
-and the input rows that Winograd reads."""
+the input rows that Winograd reads; where element-wise kernels take a plane
+grid."""
 
 import pytest
 
 from clnn import Model
 from clnn.box import Box
-from clnn.ops import GemmTile, GemvShape, Target, Tuning
+from clnn.ops import Activation, Binary, GemmTile, GemvShape, Target, Tuning
 from clnn.plan import Plan
 
 from helpers import rand, rel_err, run
@@ -89,3 +90,24 @@ def test_winograd_reads_whole_tiles_of_rows(rng):
     assert layer.kernel_input_box(Box(0, 1, 0, 7, 5, 6), 1, winograd) == Box(0, 1, 0, 7, 5, 6)
     for target in (Target("gpu", tuning=Tuning(winograd=0)), Target("cpu", tuning=VARIANTS["winograd4"])):
         assert layer.kernel_input_box(Box(0, 1, 0, 7, 5, 6), 0, target) == Box(0, 1, 0, 5, 4, 7)
+
+
+def _options(layer, in_dims):
+    layer.bind(in_dims)
+    return [launch.options for launch in layer.launches(Target("gpu"), Box.whole(layer.out_shape))]
+
+
+def test_elementwise_kernels_take_a_plane_grid_where_it_fits():
+    """The box kernels run on a plane grid on GPUs; the strided
+    (broadcasting) kernel, and a tensor whose elements lie along more batch
+    items than a grid dimension holds, run flat."""
+    assert _options(Binary("y", ("a", "b"), "Add"), [(2, 3, 5, 7)] * 2) == [("-DCLNN_PLANE_GRID",)]
+    assert _options(Binary("y", ("a", "b"), "Mul"), [(2, 3, 5, 7), (5, 1)]) == [()]
+    assert _options(Activation("y", "x", "relu"), [(70000,)]) == [()]
+
+
+def test_a_long_vector_runs_flat_on_the_gpu_kernels(device, rng):
+    model = Model({"x": (70001,), "b": (70001,)}, [Binary("y", ("x", "b"), "Sub", activation="relu")], ["y"])
+    feeds = {"x": rand(rng, (70001,)), "b": rand(rng, (70001,))}
+    (actual,) = run(model, feeds, Plan.single(model, device), [device], kind="gpu")
+    assert rel_err(actual, model.reference(feeds)[0]) < TOL

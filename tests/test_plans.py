@@ -172,3 +172,27 @@ def test_a_command_that_fails_to_enqueue_fails_only_its_run(pair):
     except subprocess.TimeoutExpired:
         pytest.fail("a failed enqueue left the run hanging")
     assert child.returncode == 0 and "runs after the failure are right" in child.stdout, child.stderr[-3000:]
+
+
+def test_tensors_whose_lives_do_not_overlap_take_turns_in_memory(zoo_runs, pair):
+    """A run holds about the tensors alive at once, not all of them; a slot's
+    next tenant waits for everything that touched the previous one, on any
+    device, so split runs over one or two contexts stay exact."""
+    from clnn.storage import plan_storage, share_storage
+    model, x, expected = zoo_runs["squeezenet"]
+    views = plan_storage(model)
+    storages = {v.storage for v in views.values()}
+    alone = sum(int(np.prod(model.shapes[s])) for s in storages)
+    slots = share_storage(model, views)
+    assert sum(slot.size for slot in slots) < 0.5 * alone
+    assert sorted(s for slot in slots for s in slot.tenants) == sorted(storages)
+    rng = np.random.default_rng(5)
+    for grouping, memory in (("platform", "auto"), ("device", "discrete")):
+        for _ in range(2):
+            plan = random_plan(model, pair, rng)
+            executor = Executor(model, plan, list(pair), grouping=grouping, memory=memory)
+            assert len({id(s._slot) for s in executor.storages.values()}) == len(slots)
+            executor.poison()
+            for _ in range(3):  # a missing wait shows as a race, not every run
+                (actual,) = executor.run({model.input_names[0]: x})
+                assert rel_err(actual, expected) < 1e-4, plan.table(model)

@@ -9,7 +9,7 @@ import pytest
 
 import clnn
 from clnn import autotune
-from clnn.ops import Conv2d, CpuBlocks, Dense, GemmTile, GemvShape, Target, Tuning
+from clnn.ops import Conv2d, CpuBlocks, Dense, GemmTile, GemvShape, MatMul, Target, Tuning
 from clnn.ops.gemm import plan_gemm
 from clnn.ops.tuning import DEFAULT, tuning_for
 
@@ -64,6 +64,9 @@ def test_overrides_read_the_command_line_forms():
     ({"winograd": "four"}, "takes an integer"),
     ({"conv_tiles": "128x128"}, "TMxTNxTK/RMxRN"),
     ({"gemv": "LS256/KL64/RR4"}, "bMAXBATCH"),
+    ({"matmul.gpu.TK": "4"}, "no tuning parameter 'matmul.gpu.TK'"),
+    ({"op_params": "1"}, "no tuning parameter 'op_params'"),
+    ({"rows.groups_from": "many"}, "takes an integer"),
 ])
 def test_overrides_refuse_unknown_names_and_bad_values(values, message):
     with pytest.raises(clnn.InputError, match=message):
@@ -79,6 +82,23 @@ def test_the_cpu_blocking_reaches_the_cpu_kernel():
     assert layer.params(cpu)["w"].shape == (2, 72, 8)  # two panels of 8 output channels
 
 
+def test_op_parameters_override_the_defaults_their_modules_keep():
+    """Parameters of the ops outside the GEMM family (MatMul's tile, the row
+    kernels' choice) live in Tuning.op_params; Target.tuned applies those of
+    one group over a module's defaults."""
+    tuning = DEFAULT.with_overrides({"matmul.gpu.RT": "2", "rows.groups_from": 0})
+    assert tuning.with_overrides({"matmul.gpu.RM": 8}).op_params == (
+        ("matmul.gpu.RM", 8), ("matmul.gpu.RT", 2), ("rows.groups_from", 0))
+    gpu, cpu = Target("gpu", tuning=tuning), Target("cpu", tuning=tuning)
+    assert gpu.tuned("matmul.gpu", {"RT": 4, "RM": 4}) == {"RT": 2, "RM": 4}
+    assert cpu.tuned("matmul.cpu", {"RT": 8, "RM": 8}) == {"RT": 8, "RM": 8}
+    assert gpu.tuned("rows", {"groups_from": 128, "groups_below": 7}) == {"groups_from": 0, "groups_below": 7}
+    layer = MatMul("mm", "x", np.ones((6, 5), np.float32))
+    layer.bind([(3, 4, 6)])
+    (launch,) = layer.launches(gpu, clnn.box.Box.whole(layer.out_shape))
+    assert "-DRT=2" in launch.options and "-DRM=4" in launch.options
+
+
 def test_k_is_split_only_where_tiles_leave_compute_units_idle():
     gpu = Target("gpu", 132, 49152, 1024)
     busy = plan_gemm(gpu, 256, 16 * 56 * 56, 576)
@@ -87,7 +107,7 @@ def test_k_is_split_only_where_tiles_leave_compute_units_idle():
     assert deep.slices > 1
     assert deep.kc % deep.tile.TK == 0 and (deep.slices - 1) * deep.kc < 4608 <= deep.slices * deep.kc
     size, local = deep.groups(512, 49)
-    assert size[2] == deep.slices and all(s % l == 0 for s, l in zip(size, local))
+    assert size[2] == deep.slices and all(s % step == 0 for s, step in zip(size, local))
     assert plan_gemm(gpu, 512, 49, 4608, batch=36, split=False).slices == 1
 
 

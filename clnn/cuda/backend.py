@@ -7,6 +7,7 @@ from ..runtime.backend import Backend
 from ..runtime.device import Device
 from .context import CudaContext
 from .driver import attribute, call, cu
+from .green import slice_device
 
 @dataclass(frozen=True)
 class DeviceInfo:
@@ -16,6 +17,7 @@ class DeviceInfo:
     ordinal: int
     capability: tuple           # (major, minor): NVRTC's target
     maps_host_memory: bool      # can run on registered host memory in place
+    sms: int = None             # a slice's SMs (green.py), None for the whole GPU
 
 
 def _version(encoded):
@@ -54,6 +56,10 @@ class CudaBackend(Backend):
     name = "cuda"
     rank = 1  # where a GPU also has an OpenCL driver, that one is used unless cuda is named
 
+    def __init__(self):
+        super().__init__()
+        self._slices = {}  # (device id, SMs asked for): Device
+
     def _discover(self):
         found = _discover()
         if not found:
@@ -62,3 +68,14 @@ class CudaBackend(Backend):
 
     def create_context(self, devices, memory="auto"):
         return CudaContext(devices, memory)
+
+    can_slice = True
+
+    def slice(self, device, count):
+        """A slice of ``count`` SMs of a GPU (rounded up to what the driver
+        grants), the same Device each time it is asked for."""
+        with self._lock:
+            wanted = (device.id, count)
+            if wanted not in self._slices:
+                self._slices[wanted] = slice_device(device, count)
+            return self._slices[wanted]

@@ -1,7 +1,12 @@
-"""A CUDA context: one GPU, its primary context and one stream, running the
-kernels of kernels/ compiled by NVRTC."""
+"""A CUDA context: one GPU (or a slice of its SMs), its primary context and
+one stream, running the kernels of kernels/ compiled by NVRTC.
+
+Memory is allocated in the device's primary context; kernels are loaded,
+and the stream runs, in ``_ctx``: the primary context, or for a slice a
+green context of its SMs (green.py)."""
 
 import logging
+import os
 import threading
 
 import numpy as np
@@ -11,6 +16,8 @@ from ..runtime.backend import Context
 from . import nvrtc
 from .driver import CudaError, Primary, call, cu
 from .events import FlagPool, UserEvent
+from .graph import Recording
+from .green import GreenContext
 from .launch import Bound, grid
 from .memory import DeviceBuffer, MappedBuffer, copy_params, pinned_array
 from .stream import Stream
@@ -35,7 +42,8 @@ class CudaContext(Context):
         super().__init__(devices, unified)
         self._info = info
         self._primary = Primary(self._info.device)
-        self._stream = Stream(self._primary)
+        self._ctx = self._primary if info.sms is None else GreenContext(self._primary, info, devices[0])
+        self._stream = Stream(self._ctx)
         self._flags = None  # FlagPool once user events are needed, False where streams cannot wait on memory
         self._flags_lock = threading.Lock()
         log.debug("context %s: %s memory", devices[0], "unified (in place)" if self.unified
@@ -69,8 +77,10 @@ class CudaContext(Context):
 
     def upload(self, buffer, array):
         array = np.ascontiguousarray(array)
-        with self._primary:
-            call(cu().cuMemcpyHtoDAsync, buffer.ptr, array.ctypes.data, array.nbytes, self._stream.handle)
+        # through the stream's lock, so that another thread's capture of a run
+        # (graph.py) cannot take the copy in
+        self._stream.enqueue((), lambda stream: call(cu().cuMemcpyHtoDAsync, buffer.ptr, array.ctypes.data,
+                                                     array.nbytes, stream))
         self._stream.sync()  # the copy reads ``array`` until then
 
     def copy_box(self, queue, buffer, home, geometry, to_host, wait_for):
@@ -81,21 +91,21 @@ class CudaContext(Context):
     def _build(self, source, options):
         image = nvrtc.build(source, options, self._info.capability)
         try:
-            with self._primary:
+            with self._ctx:
                 return call(cu().cuModuleLoadData, image)
         except CudaError as exc:
             raise DeviceError(f"loading kernels/{source}.cl on {self.devices[0]} failed: {exc}") from exc
 
     def _function(self, module, source, name):
         try:
-            with self._primary:
+            with self._ctx:
                 return call(cu().cuModuleGetFunction, module, name.encode())
         except CudaError as exc:
             raise DeviceError(f"kernels/{source}.cl has no kernel {name}: {exc}") from exc
 
     def bind(self, source, name, options, args):
         function = self.kernel(source, name, options)
-        with self._primary:
+        with self._ctx:
             return Bound(function, name, args)
 
     def launch(self, queue, bound, global_size, local_size, wait_for):
@@ -118,8 +128,7 @@ class CudaContext(Context):
                 probe = UserEvent(pool)
                 probe.settle()
                 try:
-                    with self._primary:
-                        probe.enqueue_wait(self._stream.handle)
+                    self._stream.enqueue([probe], lambda handle: None)  # the wait alone
                     self._flags = pool
                 except CudaError as exc:
                     log.debug("%s: user events block the enqueuing thread (%s)", self.devices[0], exc)
@@ -128,3 +137,10 @@ class CudaContext(Context):
 
     def event_times(self, event):
         return self._stream.times(event)
+
+    def recorder(self, device, timed):
+        """Runs on this context's one stream replay as CUDA graphs, unless
+        CLNN_CUDA_GRAPHS=0 or a capture failed here before."""
+        if os.environ.get("CLNN_CUDA_GRAPHS", "").strip() == "0" or self._stream.capture_failure is not None:
+            return None
+        return Recording(self._stream, timed)

@@ -56,10 +56,13 @@ class Primary:
     """A device's primary context (the one the CUDA runtime and other
     libraries share), made current with ``with``. It is pushed and popped
     rather than set, so that a thread's own current context is left as it
-    was; clnn calls come from any thread (bridge workers, the host)."""
+    was; clnn calls come from any thread (bridge workers, the host).
+    ``waits``: the context to make current around blocking waits and
+    releases (a green context's differs, see green.py)."""
 
     def __init__(self, device):
         self.handle = call(cu().cuDevicePrimaryCtxRetain, device)
+        self.waits = self
 
     def __enter__(self):
         call(cu().cuCtxPushCurrent, self.handle)

@@ -31,9 +31,9 @@ def new_event(blocking):
     return call(cu().cuEventCreate, flags)
 
 
-def destroy(primary, *events):
+def destroy(ctx, *events):
     for event in events:
-        release(primary, cu().cuEventDestroy, event)
+        release(ctx, cu().cuEventDestroy, event)
 
 
 class Event:
@@ -47,12 +47,12 @@ class Event:
         self.sequence = sequence
         self.start = new_event(blocking=False)
         self.end = new_event(blocking=True)
-        weakref.finalize(self, destroy, stream.primary, self.start, self.end)
+        weakref.finalize(self, destroy, stream.ctx.waits, self.start, self.end)
         self._upstream = tuple(upstream)
         self._cause = None
 
     def wait(self):
-        with self.stream.primary:
+        with self.stream.ctx.waits:
             call(cu().cuEventSynchronize, self.end)
         cause = self.cause
         if cause:

@@ -90,10 +90,13 @@ def _image(program, cubin):
     return image  # PTX comes NUL-terminated, as cuModuleLoadData wants it
 
 
+@functools.lru_cache(maxsize=None)
 def build(source, options, capability):
     """The loadable image (cubin or PTX) of kernels/<source>.cl built with
-    OpenCL-style ``options`` for a device of compute capability ``capability``
-    (compiled in a child process); DeviceError with NVRTC's log on failure."""
+    OpenCL-style ``options`` (a tuple) for a device of compute capability
+    ``capability`` (compiled in a child process, once per process: the
+    contexts of a GPU and of its slices load the same image); DeviceError
+    with NVRTC's log on failure."""
     request = {"name": source, "text": translate(source), "options": list(options),
                "capability": list(capability)}
     started = time.perf_counter()

@@ -18,13 +18,23 @@ import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.special import erf
 
 from ..box import Box, to4d
 from ..errors import ModelError
+from ..host import page_aligned
 from ..sources import signature
 from .tuning import DEFAULT, Tuning, tuning_for
 
-ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clip": 3, "sigmoid": 4, "tanh": 5}
+# Fused activations: spec name -> the code clnn_act (kernels/clnn_common.h)
+# switches on. A spec is a name, or a tuple of the name and its parameters
+# (ACTIVATION_PARAMS of them, passed to the kernels as alpha and beta).
+ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2, "clip": 3, "sigmoid": 4, "tanh": 5, "hard_sigmoid": 6,
+               "hard_swish": 7, "silu": 8, "gelu": 9, "gelu_tanh": 10, "elu": 11, "selu": 12, "celu": 13,
+               "softplus": 14, "softsign": 15, "mish": 16, "thresholded_relu": 17, "erf": 18, "exp": 19, "log": 20,
+               "sqrt": 21, "neg": 22, "abs": 23, "reciprocal": 24, "floor": 25, "ceil": 26}
+ACTIVATION_PARAMS = {"leaky_relu": 1, "clip": 2, "hard_sigmoid": 2, "elu": 1, "selu": 2, "celu": 1,
+                     "thresholded_relu": 1}
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,16 @@ class Target:
         return cls("cpu" if device.kind == "cpu" else "gpu", device.compute_units, device.local_mem_size,
                    device.max_work_group_size, tuning or tuning_for(device))
 
+    def tuned(self, prefix, defaults):
+        """``defaults`` ({name: value}) with the tuning's op parameters
+        named ``prefix.name`` applied (Tuning.op_params)."""
+        found = dict(defaults)
+        for key, value in self.tuning.op_params:
+            group, _, name = key.rpartition(".")
+            if group == prefix and name in found:
+                found[name] = value
+        return found
+
 
 # Fixed work-group sizes: PoCL compiles a kernel anew for every local size,
 # so a size chosen by the driver per launch would recompile per shape.
@@ -126,15 +146,24 @@ def grid_launch(target, sizes):
     return tuple(ceil_div(max(s, 1), step) * step for s, step in zip(sizes, local)), local
 
 
+# work-groups a launch may have along its second and third dimensions (CUDA's
+# grid, which NVIDIA's OpenCL shares); the first takes 2^31 - 1
+GRID_YZ_LIMIT = 65535
+
+
 def plane_launch(target, box, width):
     """(global, local) of a GPU launch over ``box`` (rows ``width`` wide) as
     (the box's rows of one plane, its channels, its batch items): the
     contiguous run of a plane's rows is dimension 0, so work-items find
-    their element without division (CLNN_PLANE_GRID in eltwise.cl)."""
-    run, channels = (box.h1 - box.h0) * width, box.c1 - box.c0
+    their element without division (CLNN_PLANE_GRID in eltwise.cl). None
+    where the channels or batch items are too many for such a grid (a long
+    1-D or 2-D tensor stores its elements along them)."""
+    run, channels, items = (box.h1 - box.h0) * width, box.c1 - box.c0, box.n1 - box.n0
     wide = min(pow2_at_least(run), FLAT_LOCAL["gpu"])
     deep = min(FLAT_LOCAL["gpu"] // wide, pow2_at_least(channels))
-    return (ceil_div(run, wide) * wide, ceil_div(channels, deep) * deep, box.n1 - box.n0), (wide, deep, 1)
+    if ceil_div(channels, deep) > GRID_YZ_LIMIT or items > GRID_YZ_LIMIT:
+        return None
+    return (ceil_div(run, wide) * wide, ceil_div(channels, deep) * deep, items), (wide, deep, 1)
 
 
 def pow2_at_least(n):
@@ -147,36 +176,73 @@ def box_args(box):
     return {"n0": box.n0, "c0": box.c0, "h0": box.h0, "bc": box.c1 - box.c0, "bh": box.h1 - box.h0}
 
 
-def activation_args(activation):
-    """{act, alpha, beta} arguments of a fused activation spec such as
-    None, "relu", ("leaky_relu", 0.1) or ("clip", 0.0, 6.0)."""
+def _activation_parts(activation):
+    """(name, [parameters]) of a spec, checked."""
     name, *values = (activation,) if not isinstance(activation, tuple) else activation
     if name not in ACTIVATIONS:
         raise ModelError(f"unsupported activation {name!r}")
-    values = list(values) + [0.0] * (2 - len(values))
-    return {"act": ACTIVATIONS[name], "alpha": float(values[0]), "beta": float(values[1])}
+    if len(values) != ACTIVATION_PARAMS.get(name, 0):
+        raise ModelError(f"activation {name!r} takes {ACTIVATION_PARAMS.get(name, 0)} parameters, got {values}")
+    return name, [float(v) for v in values]
+
+
+def activation_args(activation):
+    """{act, alpha, beta} arguments of a fused activation spec such as
+    None, "relu", ("leaky_relu", 0.1) or ("clip", 0.0, 6.0)."""
+    name, values = _activation_parts(activation)
+    values += [0.0] * (2 - len(values))
+    return {"act": ACTIVATIONS[name], "alpha": values[0], "beta": values[1]}
 
 
 def activation_name(activation):
     return activation if not isinstance(activation, tuple) else activation[0]
 
 
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _positive_or(x, other):
+    return np.where(x > 0, x, other)
+
+
+# float64 numpy references of the activations, as ONNX defines them
+_REFERENCES = {
+    "relu": lambda x: np.maximum(x, 0),
+    "leaky_relu": lambda x, a: np.where(x >= 0, x, a * x),
+    "clip": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "hard_sigmoid": lambda x, a, b: np.clip(a * x + b, 0, 1),
+    "hard_swish": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    "silu": lambda x: x * _sigmoid(x),
+    "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2))),
+    "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
+    "elu": lambda x, a: _positive_or(x, a * np.expm1(x)),
+    "selu": lambda x, a, g: g * _positive_or(x, a * np.expm1(x)),
+    "celu": lambda x, a: _positive_or(x, a * np.expm1(x / a)),
+    "softplus": lambda x: np.logaddexp(0, x),
+    "softsign": lambda x: x / (1 + np.abs(x)),
+    "mish": lambda x: x * np.tanh(np.logaddexp(0, x)),
+    "thresholded_relu": lambda x, a: np.where(x > a, x, 0),
+    "erf": erf, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "neg": np.negative, "abs": np.abs,
+    "reciprocal": lambda x: 1 / x, "floor": np.floor, "ceil": np.ceil,
+}
+
+# activations without parameters that a graph may spell as several
+# elementwise nodes (x * Sigmoid(x), x * 0.5 * (1 + Erf(x / sqrt 2)), ...):
+# clnn.passes recognises them by their values
+COMPOSITE_ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "hard_swish", "mish", "sigmoid", "relu", "softplus",
+                         "softsign", "reciprocal", "neg", "abs")
+
+
 def apply_activation(x, activation):
     """numpy reference of a fused activation."""
-    name, *values = (activation,) if not isinstance(activation, tuple) else activation
-    if name is None:
+    if activation is None:
         return x
-    if name == "relu":
-        return np.maximum(x, 0)
-    if name == "leaky_relu":
-        return np.where(x >= 0, x, values[0] * x)
-    if name == "clip":
-        return np.clip(x, values[0], values[1])
-    if name == "sigmoid":
-        return 1 / (1 + np.exp(-x))
-    if name == "tanh":
-        return np.tanh(x)
-    raise ModelError(f"unsupported activation {name!r}")
+    name, values = _activation_parts(activation)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return _REFERENCES[name](x, *values)
 
 
 def ceil_div(a, b):
@@ -264,7 +330,7 @@ class Layer:
         value = np.asarray(value, dtype=np.float32)
         if value.shape != current.shape:
             raise ModelError(f"layer {self.name!r}: {name} must have shape {current.shape}, got {value.shape}")
-        self._store(name, np.ascontiguousarray(value))
+        self._store(name, page_aligned(value))
 
     def _store(self, name, value):
         """Keep constant ``name`` (already checked); layers that hold it under
@@ -273,7 +339,7 @@ class Layer:
 
     def params(self, target):
         """The constants as the kernels for ``target`` want them laid out."""
-        return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.weights().items()}
+        return {k: page_aligned(v) for k, v in self.weights().items()}
 
     def reference(self, *inputs):
         """float64 numpy result for inputs of the storage shapes."""
@@ -314,6 +380,19 @@ class Layer:
         """(scale, shift) as float64 where this layer maps each channel by
         x * scale[c] + shift[c] (then its activation), so the producer of its
         input may fold it in; else None."""
+        return None
+
+    def pointwise(self):
+        """f(*inputs) on float64 arrays where this layer maps inputs of its
+        output's shape element by element, the same function everywhere (so
+        that a group of such layers can be recognised as one activation);
+        else None."""
+        return None
+
+    def as_activation(self, tensor, activation):
+        """A layer of this one's name computing ``activation`` of ``tensor``,
+        to replace a group of pointwise layers ending here; None where this
+        layer cannot tell."""
         return None
 
     # slicing ------------------------------------------------------------------
@@ -384,6 +463,13 @@ class Attrs:
             ow -= (ow - 1) * sw >= w + pl
         return oh, ow
 
+    @property
+    def one_dimensional(self):
+        """Whether this is a (k, 1) window with no left or right padding:
+        the 1-D window it is over the rows of an (N, C, L) tensor's (L, 1)
+        storage."""
+        return self.kernel[1] == 1 and self.pads[1] == self.pads[3] == 0
+
     def input_rows(self, h0, h1, in_h):
         """Input rows read by output rows h0..h1 (clipped to the input)."""
         kh, sh, dh, pt = self.kernel[0], self.stride[0], self.dilation[0], self.pads[0]
@@ -408,18 +494,42 @@ AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
 def onnx_window(node, kernel, size):
     """Strides, dilations and pads (top, left, bottom, right) of an ONNX Conv
-    or pool node over an input of spatial ``size``; SAME pads are worked out."""
-    stride = node.ints("strides", 2, (1, 1))
-    dilation = node.ints("dilations", 2, (1, 1))
-    pads = node.ints("pads", 4, (0, 0, 0, 0))
+    or pool node with a window of ``kernel`` over an input of spatial
+    ``size``; SAME pads are worked out. A 1-D window (k,) comes back as the
+    (k, 1) window it is over the (L, 1) rows of an (N, C, L) tensor's
+    storage."""
+    spatial = len(kernel)
+    stride = node.ints("strides", spatial, (1,) * spatial)
+    dilation = node.ints("dilations", spatial, (1,) * spatial)
+    pads = node.ints("pads", 2 * spatial, (0,) * 2 * spatial)
     mode = node.attr("auto_pad", "NOTSET")
     if mode not in AUTO_PADS:
         node.fail(f"auto_pad {mode!r} is not one of {', '.join(AUTO_PADS)}")
     if mode != "NOTSET" and any(pads):
         node.fail(f"pads {list(pads)} cannot be given with auto_pad {mode}")
+    if spatial == 1:
+        kernel, size, stride, dilation = (tuple(kernel) + (1,), tuple(size) + (1,), stride + (1,),
+                                          dilation + (1,))
+        pads = (pads[0], 0, pads[1], 0)
     if mode.startswith("SAME"):
         pads = Attrs(kernel=kernel, stride=stride, dilation=dilation).same_pads(*size, mode).pads
     return {"stride": stride, "dilation": dilation, "pads": pads}
+
+
+def onnx_spatial_rank(node, tensor):
+    """1 or 2: the spatial axes of an (N, C, L) or (N, C, H, W) input."""
+    dims = node.shape(tensor)
+    if len(dims) not in (3, 4):
+        node.fail(f"input {tensor!r} has shape {list(dims)}; clnn supports 1-D (N, C, L) and 2-D (N, C, H, W) "
+                  "windows here")
+    return len(dims) - 2
+
+
+def onnx_attrs_1d(attrs):
+    """ONNX window attributes of a (k, 1) window (kernel_shape, strides,
+    dilations, pads, output_padding) as those of the 1-D window it is."""
+    per_axis = ("kernel_shape", "strides", "dilations", "output_padding")
+    return {k: v[:1] if k in per_axis else (v[::2] if k == "pads" else v) for k, v in attrs.items()}
 
 
 def onnx_need_rank(node, tensor, rank):

@@ -12,10 +12,11 @@ import numpy as np
 
 from ..box import Box
 from ..errors import ModelError
+from ..host import page_aligned
 from . import winograd
 from .base import (OUT, Attrs, In, Launch, Layer, Param, Scratch, activation_args, activation_name,
-                   apply_activation, box_args, ceil_div, flat_launch, grid_launch, onnx_need_rank, onnx_window,
-                   pads4, pair)
+                   apply_activation, box_args, ceil_div, flat_launch, grid_launch, onnx_attrs_1d, onnx_spatial_rank,
+                   onnx_window, pads4, pair)
 from .gemm import plan_gemm
 from .registry import OpEntry
 
@@ -60,12 +61,12 @@ def gemm_params(target, flat_weight, bias, table):
     """Weights (M, K) packed as the GEMM kernel for ``target`` reads them."""
     m = flat_weight.shape[0]
     if target.kind == "gpu":
-        packed = np.ascontiguousarray(flat_weight.T)
+        packed = page_aligned(flat_weight.T)
     else:
         mr = target.tuning.cpu_blocks.MR
         panels = np.zeros((ceil_div(m, mr) * mr, flat_weight.shape[1]), np.float32)
         panels[:m] = flat_weight
-        packed = np.ascontiguousarray(panels.reshape(-1, mr, flat_weight.shape[1]).transpose(0, 2, 1))
+        packed = page_aligned(panels.reshape(-1, mr, flat_weight.shape[1]).transpose(0, 2, 1))
     return {"w": packed, "bias": bias if bias is not None else np.zeros(1, np.float32), "ktab": table}
 
 
@@ -120,10 +121,10 @@ class Conv2d(Layer):
         """``inputs``: the input tensor, then optionally a tensor of the
         output's shape added before the activation (a fused residual)."""
         super().__init__(name, inputs)
-        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        self.weight = page_aligned(weight)
         if self.weight.ndim != 4:
             raise ModelError(f"Conv node {name!r}: weight must be 4-D (OIHW), got shape {self.weight.shape}")
-        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        self.bias = None if bias is None else page_aligned(np.reshape(bias, -1))
         if self.bias is not None and self.bias.shape[0] != self.weight.shape[0]:
             raise ModelError(f"Conv node {name!r}: {self.bias.shape[0]} biases for {self.weight.shape[0]} "
                              "output channels")
@@ -160,9 +161,11 @@ class Conv2d(Layer):
         return text
 
     def infer(self, in_dims):
-        if len(in_dims[0]) != 4:
-            raise ModelError(f"Conv node {self.name!r}: input must be 4-D (NCHW), got shape {list(in_dims[0])}")
-        n, c, h, w = in_dims[0]
+        dims = in_dims[0]
+        if len(dims) != 4 and not (len(dims) == 3 and self.declared.one_dimensional):
+            raise ModelError(f"Conv node {self.name!r}: input must be (N, C, H, W), or (N, C, L) for a (k, 1) "
+                             f"window, got shape {list(dims)}")
+        n, c, h, w = tuple(dims) + (1,) * (4 - len(dims))
         m, cin_g = self.weight.shape[:2]
         if c != cin_g * self.groups:
             raise ModelError(f"Conv node {self.name!r}: input has {c} channels, weights expect "
@@ -170,10 +173,11 @@ class Conv2d(Layer):
         self.attrs = (self.declared.same_pads(h, w, self.auto_pad) if self.auto_pad in ("SAME_UPPER", "SAME_LOWER")
                       else self.declared)
         oh, ow = self.attrs.out_size(h, w)
-        if self.has_residual and tuple(in_dims[1]) != (n, m, oh, ow):
+        out = (n, m, oh, ow)[:len(dims)]
+        if self.has_residual and tuple(in_dims[1]) != out:
             raise ModelError(f"Conv node {self.name!r}: residual of shape {list(in_dims[1])} cannot be added "
-                             f"to an output of shape {[n, m, oh, ow]}")
-        return (n, m, oh, ow)
+                             f"to an output of shape {list(out)}")
+        return out
 
     def flops(self):
         n, m, oh, ow = self.out_shape
@@ -267,9 +271,14 @@ class Conv2d(Layer):
     # ONNX ----------------------------------------------------------------------------
     def to_onnx(self, writer):
         a = self.attrs
-        weights = [writer.const(self, k, v) for k, v in self.weights().items()]
-        y = writer.node(self, "Conv", [self.inputs[0], *weights], kernel_shape=list(a.kernel),
-                        strides=list(a.stride), pads=list(a.pads), dilations=list(a.dilation), group=self.groups)
+        weight = self.weight
+        attrs = {"kernel_shape": list(a.kernel), "strides": list(a.stride), "pads": list(a.pads),
+                 "dilations": list(a.dilation), "group": self.groups}
+        if len(self.in_dims[0]) == 3:   # a (k, 1) window over (N, C, L): ONNX's 1-D Conv
+            weight, attrs = weight[..., 0], onnx_attrs_1d(attrs)
+        weights = [writer.const(self, "weight", weight)] + (
+            [writer.const(self, "bias", self.bias)] if self.bias is not None else [])
+        y = writer.node(self, "Conv", [self.inputs[0], *weights], **attrs)
         if self.has_residual:
             y = writer.node(self, "Add", [y, self.inputs[1]])
         writer.activation(self, y, self.activation)
@@ -277,18 +286,22 @@ class Conv2d(Layer):
 
 def _from_onnx(node):
     x = node.tensor(0)
-    onnx_need_rank(node, x, 4)
+    spatial = onnx_spatial_rank(node, x)
     weight = node.constant(1, "the weight")
-    if weight.ndim != 4:
-        node.fail(f"only 2-D convolutions are supported; the weight has shape {list(weight.shape)}")
+    if weight.ndim != spatial + 2:
+        node.fail(f"the weight of shape {list(weight.shape)} does not match the rank-{spatial + 2} input; clnn runs "
+                  "1-D and 2-D convolutions")
     bias = node.constant(2, "the bias") if node.has(2) else None
-    kernel = node.ints("kernel_shape", 2, weight.shape[2:])
+    kernel = node.ints("kernel_shape", spatial, weight.shape[2:])
     if kernel != weight.shape[2:]:
         node.fail(f"kernel_shape {list(kernel)} differs from the weight's {list(weight.shape[2:])}")
     groups, channels = node.attr("group", 1), node.shape(x)[1]
     if groups < 1 or channels % groups:
         node.fail(f"group {groups} does not divide {channels} input channels")
-    return Conv2d(node.out, x, weight, bias, groups=groups, **onnx_window(node, kernel, node.shape(x)[2:]))
+    window = onnx_window(node, kernel, node.shape(x)[2:])
+    if spatial == 1:    # (N, C, L) is stored as (N, C, L, 1): a (k, 1) window over it
+        weight = weight[..., None]
+    return Conv2d(node.out, x, weight, bias, groups=groups, **window)
 
 
 OP = OpEntry(layers=(Conv2d,), onnx={"Conv": _from_onnx},

@@ -1,14 +1,18 @@
 """Dense (ONNX Gemm, 2-D MatMul with constant weights): the implicit GEMM of
 a 1x1 convolution over (N, K, 1, 1), or, at small batch where reading the
-weights is the whole cost, a GEMV kernel that streams each weight row once."""
+weights is the whole cost, a GEMV kernel that streams each weight row once.
+The other forms of Gemm and MatMul (batched, transposed or computed
+operands) are clnn.ops.matmul's MatMul; the converters here pick."""
 
 
 import numpy as np
 
 from ..errors import ModelError
+from ..host import page_aligned
 from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
                    ceil_div, flat_launch, onnx_need_rank, pow2_at_least)
 from .conv import gemm_launches, gemm_params, ktab
+from .matmul import MatMul
 from .registry import OpEntry
 
 # batches up to these sizes take the GEMV kernels: a GPU reads the weights
@@ -24,10 +28,10 @@ class Dense(Layer):
     def __init__(self, name, inputs, weight, bias=None, activation=None):
         """``weight``: (out_features, in_features), as torch.nn.Linear holds it."""
         super().__init__(name, inputs)
-        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        self.weight = page_aligned(weight)
         if self.weight.ndim != 2:
             raise ModelError(f"Gemm node {name!r}: weight must be 2-D, got shape {self.weight.shape}")
-        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        self.bias = None if bias is None else page_aligned(np.reshape(bias, -1))
         if self.bias is not None and self.bias.shape[0] != self.weight.shape[0]:
             raise ModelError(f"Gemm node {name!r}: {self.bias.shape[0]} biases for {self.weight.shape[0]} outputs")
         self.activation = activation
@@ -80,7 +84,7 @@ class Dense(Layer):
             if target.kind == "gpu":  # rows of whole float4s
                 w = np.concatenate([w, np.zeros((w.shape[0], -w.shape[1] % 4), np.float32)], axis=1)
             bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
-            return {"w": np.ascontiguousarray(w), "bias": bias}
+            return {"w": page_aligned(w), "bias": bias}
         return gemm_params(target, self.weight, self.bias, ktab(self.weight.shape[1], 1, 1, 1, 1))
 
     def launches(self, target, box):
@@ -107,17 +111,36 @@ class Dense(Layer):
 
 
 def _from_gemm(node):
-    x = node.tensor(0)
-    onnx_need_rank(node, x, 2)
-    if node.attr("transA", 0):
-        node.fail("transA=1 is not supported")
-    b = node.constant(1, "B")
-    if b.ndim != 2:
-        node.fail(f"B must be 2-D, got shape {list(b.shape)}")
-    weight = node.attr("alpha", 1.0) * (b if node.attr("transB", 0) else b.T)
-    beta = node.attr("beta", 1.0)
-    bias = beta * _bias_vector(node, node.constant(2, "C"), weight.shape[0]) if node.has(2) else None
-    return Dense(node.out, x, weight, bias)
+    trans_a, trans_b = bool(node.attr("transA", 0)), bool(node.attr("transB", 0))
+    alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
+    if node.is_constant(0) and node.is_constant(1):
+        node.fail("A and B are both constants; fold them before importing")
+    if not trans_a and node.is_constant(1):
+        x = node.tensor(0)
+        onnx_need_rank(node, x, 2)
+        b = node.constant(1, "B")
+        if b.ndim != 2:
+            node.fail(f"B must be 2-D, got shape {list(b.shape)}")
+        weight = b if trans_b else b.T
+        if alpha != 1.0:  # a product is a copy of the weights: only where it changes them
+            weight = alpha * weight
+        bias = beta * _bias_vector(node, node.constant(2, "C"), weight.shape[0]) if node.has(2) else None
+        return Dense(node.out, x, weight, bias)
+    # transA, a computed B or a constant A: MatMul, with constants transposed here
+    operands = []
+    for index, trans in ((0, trans_a), (1, trans_b)):
+        value = node.constant(index, "AB"[index]) if node.is_constant(index) else node.tensor(index)
+        rank = value.ndim if isinstance(value, np.ndarray) else len(node.shape(value))
+        if rank != 2:
+            node.fail(f"{'AB'[index]} must be 2-D, got rank {rank}")
+        operands.append(value.T if trans and isinstance(value, np.ndarray) else value)
+    (a, b), constant_first = operands, node.is_constant(0)
+    constant = a if constant_first else (b if node.is_constant(1) else None)
+    columns = (b.shape[1] if constant is b else node.shape(b)[0 if trans_b else 1])
+    bias = beta * _bias_vector(node, node.constant(2, "C"), columns) if node.has(2) else None
+    tensors = [t for t in operands if not isinstance(t, np.ndarray)]
+    return MatMul(node.out, tensors, constant, constant_first, trans_a and not constant_first,
+                  trans_b and constant is not b, alpha, bias)
 
 
 def _bias_vector(node, c, m):
@@ -130,12 +153,18 @@ def _bias_vector(node, c, m):
 
 
 def _from_matmul(node):
+    """Dense for a 2-D tensor times a 2-D constant; MatMul otherwise."""
+    if node.is_constant(0) and node.is_constant(1):
+        node.fail("both operands are constants; fold them before importing")
+    if node.is_constant(0):
+        return MatMul(node.out, node.tensor(1), node.constant(0, "the left operand"), constant_first=True)
     x = node.tensor(0)
-    onnx_need_rank(node, x, 2)
+    if not node.is_constant(1):
+        return MatMul(node.out, (x, node.tensor(1)))
     b = node.constant(1, "the right operand")
-    if b.ndim != 2:
-        node.fail(f"the right operand must be a 2-D matrix, got shape {list(b.shape)}")
-    return Dense(node.out, x, b.T)
+    if len(node.shape(x)) == 2 and b.ndim == 2:
+        return Dense(node.out, x, b.T)
+    return MatMul(node.out, x, b)
 
 
 OP = OpEntry(layers=(Dense,), onnx={"Gemm": _from_gemm, "MatMul": _from_matmul}, sources=("gemv",))

@@ -4,7 +4,8 @@ import numpy as np
 
 from ..box import Box
 from ..errors import ModelError
-from .base import OUT, Attrs, In, Launch, Layer, box_args, grid_launch, onnx_need_rank, onnx_window, pads4, pair
+from .base import (OUT, Attrs, In, Launch, Layer, box_args, grid_launch, onnx_attrs_1d, onnx_spatial_rank, onnx_window,
+                   pads4, pair)
 from .registry import OpEntry
 
 # windows up to this many elements are built into the kernel (unrolled); a
@@ -46,11 +47,13 @@ class Pool(Layer):
         return Attrs(kernel=tuple(self.in_shapes[0][2:])) if self.is_global else self.attrs
 
     def infer(self, in_dims):
-        if len(in_dims[0]) != 4:
-            raise ModelError(f"{self.op} node {self.name!r}: input must be 4-D (NCHW), got shape {list(in_dims[0])}")
-        n, c, h, w = in_dims[0]
+        dims = in_dims[0]
+        if len(dims) != 4 and not (len(dims) == 3 and (self.is_global or self.attrs.one_dimensional)):
+            raise ModelError(f"{self.op} node {self.name!r}: input must be (N, C, H, W), or (N, C, L) for a (k, 1) "
+                             f"window, got shape {list(dims)}")
+        n, c, h, w = tuple(dims) + (1,) * (4 - len(dims))
         window = Attrs(kernel=(h, w)) if self.is_global else self.attrs
-        return (n, c, *window.out_size(h, w))
+        return (n, c, *window.out_size(h, w))[:len(dims)]
 
     def flops(self):
         kh, kw = self.window().kernel
@@ -110,14 +113,16 @@ class Pool(Layer):
             attrs["dilations"] = list(a.dilation)
         if self.kind == "avg":
             attrs["count_include_pad"] = int(self.count_include_pad)
+        if len(self.in_dims[0]) == 3:   # a (k, 1) window over (N, C, L): ONNX's 1-D pool
+            attrs = onnx_attrs_1d(attrs)
         writer.node(self, self.op, [x], **attrs)
 
 
 def _pool(kind):
     def convert(node):
         x = node.tensor(0)
-        onnx_need_rank(node, x, 4)
-        kernel = node.ints("kernel_shape", 2)
+        spatial = onnx_spatial_rank(node, x)
+        kernel = node.ints("kernel_shape", spatial)
         window = onnx_window(node, kernel, node.shape(x)[2:])
         extra = {}
         if kind == "max" and node.attr("storage_order", 0):
@@ -126,6 +131,7 @@ def _pool(kind):
             if window["dilation"] != (1, 1):
                 node.fail(f"dilations {list(window['dilation'])} are not supported for average pooling")
             extra["count_include_pad"] = bool(node.attr("count_include_pad", 0))
+        kernel = kernel + (1,) * (2 - spatial)
         return Pool(node.out, x, kind, kernel, ceil_mode=bool(node.attr("ceil_mode", 0)), **window, **extra)
     return convert
 
@@ -133,7 +139,7 @@ def _pool(kind):
 def _global_pool(kind):
     def convert(node):
         x = node.tensor(0)
-        onnx_need_rank(node, x, 4)
+        onnx_spatial_rank(node, x)
         return Pool(node.out, x, kind)
     return convert
 

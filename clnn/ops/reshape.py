@@ -1,4 +1,6 @@
-"""Flatten and Reshape: free, the output is a view of the input's memory."""
+"""Flatten, Reshape, Squeeze and Unsqueeze: free, the output is a view of
+the input's memory (a view that moves the batch, such as ShuffleNet's
+channel shuffle, makes its readers read the whole storage)."""
 
 import numpy as np
 
@@ -9,19 +11,20 @@ from .registry import OpEntry
 
 
 class Reshape(Layer):
-    """Regroups the elements of its input: (N, C, H, W) -> (N, C*H*W) for
-    Flatten, or any shape of rank 1 to 6 holding the same elements."""
+    """Regroups the elements of its input: into (product of the dims before
+    ``axis``, product of the rest) for Flatten, or any shape of rank 0 to 6
+    holding the same elements."""
     op = "Reshape"
     is_view = True
     split_dims = ()
 
-    def __init__(self, name, inputs, shape=None, allowzero=False):
+    def __init__(self, name, inputs, shape=None, allowzero=False, axis=1):
         """``shape``: the output shape (0 keeps a dimension unless
-        ``allowzero``, -1 infers one); None flattens everything after the
-        batch."""
+        ``allowzero``, -1 infers one); None flattens at ``axis``."""
         super().__init__(name, inputs)
         self.target = None if shape is None else [int(s) for s in shape]
         self.allowzero = bool(allowzero)
+        self.axis = int(axis)
         if self.target is None:
             self.op = "Flatten"
 
@@ -29,7 +32,10 @@ class Reshape(Layer):
         dims = in_dims[0]
         total = int(np.prod(dims))
         if self.target is None:
-            return (dims[0], total // dims[0]) if dims else (1, 1)
+            if not -len(dims) <= self.axis <= len(dims):
+                raise ModelError(f"Flatten node {self.name!r}: axis {self.axis} is out of range for {list(dims)}")
+            axis = self.axis + len(dims) if self.axis < 0 else self.axis
+            return (int(np.prod(dims[:axis])), int(np.prod(dims[axis:])))
         shape = [dims[i] if s == 0 and not self.allowzero and i < len(dims) else s
                  for i, s in enumerate(self.target)]
         if shape.count(-1) == 1:
@@ -55,17 +61,18 @@ class Reshape(Layer):
     def to_onnx(self, writer):
         x = self.inputs[0]
         if self.target is None:
-            writer.node(self, "Flatten", [x], axis=1)
+            writer.node(self, "Flatten", [x], axis=self.axis)
             return
         writer.node(self, "Reshape", [x, writer.const(self, "shape", self.out_dims, np.int64)])
 
 
 def _flatten(node):
     x = node.tensor(0)
+    rank = len(node.shape(x))
     axis = node.attr("axis", 1)
-    if node.axis(axis, len(node.shape(x))) != 1:
-        node.fail(f"axis {axis} is not supported; only axis 1 (keep the batch) is")
-    return Reshape(node.out, x)
+    if not -rank <= axis <= rank:
+        node.fail(f"axis {axis} is out of range for a rank-{rank} input")
+    return Reshape(node.out, x, axis=axis + rank if axis < 0 else axis)
 
 
 def _reshape(node):
@@ -77,4 +84,42 @@ def _reshape(node):
     return Reshape(node.out, x, shape, allowzero)
 
 
-OP = OpEntry(layers=(Reshape,), onnx={"Flatten": _flatten, "Reshape": _reshape})
+def _axes(node):
+    """The axes of Squeeze and Unsqueeze: an attribute before opset 13, an
+    input since (None where absent)."""
+    if node.opset < 13:
+        axes = node.attr("axes")
+    else:
+        axes = node.constant(1, "axes").reshape(-1).tolist() if node.has(1) else None
+    return None if axes is None else [int(a) for a in axes]
+
+
+def _squeeze(node):
+    x = node.tensor(0)
+    dims = node.shape(x)
+    axes = _axes(node)
+    if axes is None:
+        axes = [k for k, d in enumerate(dims) if d == 1]
+    axes = {node.axis(a, len(dims)) for a in axes}
+    if any(dims[a] != 1 for a in axes):
+        node.fail(f"axes {sorted(axes)} of {list(dims)} are not all 1")
+    return Reshape(node.out, x, [d for k, d in enumerate(dims) if k not in axes])
+
+
+def _unsqueeze(node):
+    x = node.tensor(0)
+    dims = list(node.shape(x))
+    axes = _axes(node)
+    if not axes:
+        node.fail("axes are required")
+    rank = len(dims) + len(axes)
+    axes = sorted(node.axis(a, rank) for a in axes)
+    if len(set(axes)) != len(axes):
+        node.fail(f"axes {axes} name an axis twice")
+    for a in axes:
+        dims.insert(a, 1)
+    return Reshape(node.out, x, dims)
+
+
+OP = OpEntry(layers=(Reshape,), onnx={"Flatten": _flatten, "Reshape": _reshape, "Squeeze": _squeeze,
+                                      "Unsqueeze": _unsqueeze})

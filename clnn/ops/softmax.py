@@ -1,64 +1,73 @@
-"""Softmax over the channel axis (the last axis of a 2-D tensor)."""
+"""Softmax and LogSoftmax along any axis (and, before opset 13, over every
+axis from ``axis`` on, as ONNX then defined them)."""
 
 import numpy as np
 
 from ..errors import ModelError
-from .base import OUT, In, Launch, Layer, flat_launch
+from .base import OUT, In, Param
+from .nd import Groupwise, Rows
 from .registry import OpEntry
 
 
-class Softmax(Layer):
+class Softmax(Groupwise):
     op = "Softmax"
-    split_dims = ("n", "h")
 
-    def __init__(self, name, inputs, axis=1):
+    def __init__(self, name, inputs, axis=1, log=False, flatten=False):
+        """Normalises along ``axis`` (and every axis after it where
+        ``flatten``); ``log`` makes it LogSoftmax."""
         super().__init__(name, inputs)
-        if axis != 1:
-            raise ModelError(f"Softmax node {name!r}: only the channel axis (1) is supported, got {axis}")
+        self.axis, self.log, self.flatten = int(axis), bool(log), bool(flatten)
+        self.op = "LogSoftmax" if self.log else "Softmax"
+
+    def describe(self):
+        return f"{self.op} {list(self.rows.axes)}"
 
     def infer(self, in_dims):
-        if len(in_dims[0]) < 2:
-            raise ModelError(f"Softmax node {self.name!r}: input must have a channel axis, got {list(in_dims[0])}")
-        return in_dims[0]
+        dims = in_dims[0]
+        if not -len(dims) <= self.axis < len(dims):
+            raise ModelError(f"{self.op} node {self.name!r}: axis {self.axis} is out of range for a {list(dims)} input")
+        axis = self.axis % len(dims)
+        self.rows = Rows(dims, range(axis, len(dims)) if self.flatten else [axis])
+        return dims
 
     def flops(self):
         return 5 * int(np.prod(self.out_shape))
 
     def reference(self, x):
-        x = x.astype(np.float64)
-        e = np.exp(x - x.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-
-    def input_box(self, out_box, index):
-        return out_box.with_range("c", 0, self.in_shapes[0][1])
+        x = x.astype(np.float64).reshape(self.in_dims[0])
+        axes = self.rows.axes
+        shifted = x - x.max(axis=axes, keepdims=True)
+        total = np.exp(shifted).sum(axis=axes, keepdims=True)
+        out = shifted - np.log(total) if self.log else np.exp(shifted) / total
+        return out.reshape(self.out_shape)
 
     def launches(self, target, box):
-        _, c, h, w = self.out_shape
-        count = (box.n1 - box.n0) * (box.h1 - box.h0) * w
-        args = {"out": OUT, "in": In(0), "C": c, "H": h, "W": w, "n0": box.n0, "h0": box.h0,
-                "bh": box.h1 - box.h0, "count": count}
-        size, local = flat_launch(target, count)
-        return [Launch("clnn_softmax_channels", size, local, args)]
+        args = {"out": OUT, "in": In(0), "rows": Param("rows"), "log_out": int(self.log)}
+        return [self.rows_launch(target, "clnn_softmax", box, args)]
 
     def to_onnx(self, writer):
-        # before opset 13 Softmax normalises over every axis from ``axis`` on,
-        # which is the channel axis alone only where there are no others
-        if writer.opset < 13 and np.prod(self.out_dims[2:]) != 1:
-            raise ModelError(f"Softmax {self.name!r}: a softmax over the channels of a {list(self.out_dims)} "
-                             f"tensor needs opset 13 or later, not {writer.opset}")
-        writer.node(self, "Softmax", [self.inputs[0]], axis=1)
+        x, dims = self.inputs[0], self.out_dims
+        # the axes that matter (extent-1 axes normalise nothing)
+        real = [k for k in self.rows.axes if dims[k] > 1] or [self.rows.axes[0]]
+        if writer.opset >= 13 and len(real) == 1:
+            writer.node(self, self.op, [x], axis=real[0])
+        elif writer.opset < 13 and all(dims[k] == 1 for k in range(real[0], len(dims)) if k not in real):
+            writer.node(self, self.op, [x], axis=real[0])   # then it normalises over every axis from axis on
+        elif writer.opset >= 13:    # several trailing axes (as before opset 13): the last of a 2-D view
+            flat = writer.node(self, "Flatten", [x], axis=real[0])
+            y = writer.node(self, self.op, [flat], axis=1)
+            writer.node(self, "Reshape", [y, writer.const(self, "shape", dims, np.int64)])
+        else:
+            raise ModelError(f"{self.op} {self.name!r}: a softmax along axis {real[0]} of a {list(dims)} tensor "
+                             f"needs opset 13 or later, not {writer.opset}")
 
 
 def _from_onnx(node):
     x = node.tensor(0)
-    shape = node.shape(x)
-    raw = node.attr("axis", 1 if node.opset < 13 else -1)
-    axis = node.axis(raw, len(shape))
-    # before opset 13 Softmax normalises over all axes from ``axis`` on
-    if axis != 1 or (node.opset < 13 and np.prod(shape[2:]) != 1):
-        node.fail(f"softmax over axis {raw} of a {list(shape)} tensor in opset {node.opset} is not supported; "
-                  "clnn normalises over the channel axis (1) only")
-    return Softmax(node.out, x)
+    rank = len(node.shape(x))
+    flatten = node.opset < 13
+    axis = node.axis(node.attr("axis", 1 if flatten else -1), rank)
+    return Softmax(node.out, x, axis, log=node.op == "LogSoftmax", flatten=flatten)
 
 
-OP = OpEntry(layers=(Softmax,), onnx={"Softmax": _from_onnx}, sources=("softmax",))
+OP = OpEntry(layers=(Softmax,), onnx={"Softmax": _from_onnx, "LogSoftmax": _from_onnx}, sources=("softmax",))

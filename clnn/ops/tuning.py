@@ -1,6 +1,6 @@
 """Kernel parameters per device: the GPU GEMM tiles, when to split K, when
-to take Winograd, how GEMV work-groups are shaped, and the CPU
-convolution's blocking.
+to take Winograd, how GEMV work-groups are shaped, the CPU convolution's
+blocking, and overrides of other ops' kernel parameters (``op_params``).
 
 A ``Tuning`` is a frozen, hashable value that a Target carries (see
 base.py); layers choose their kernel variants and build options from it and
@@ -137,6 +137,9 @@ class Tuning:
     build_options: tuple = ()
     # the CPU convolution's blocking
     cpu_blocks: CpuBlocks = CpuBlocks()
+    # ((name, value), ...) sorted: parameters of OP_PARAMS whose defaults
+    # the op modules keep (by device kind or size); Target.tuned applies them
+    op_params: tuple = ()
 
     def __post_init__(self):
         if (self.winograd not in (0, 2, 4) or not self.conv_tiles or not self.gemv
@@ -157,20 +160,36 @@ class Tuning:
         shapes in their text forms (GemmTile.parse, GemvShape.parse) joined
         by "+"; build options separated by spaces. InputError names an
         unknown field or a value that does not read."""
-        changes, blocks = {}, {}
+        changes, blocks, ops = {}, {}, dict(self.op_params)
         for name, value in values.items():
             group, _, field = name.rpartition(".")
             if group == "cpu_blocks" and field in _names(CpuBlocks):
                 blocks[field] = _read_int(name, value)
-            elif not group and field in _names(Tuning) and field != "cpu_blocks":
+            elif field in OP_PARAMS.get(group, ()):
+                ops[name] = _read_int(name, value)
+            elif not group and field in _names(Tuning) and field not in ("cpu_blocks", "op_params"):
                 changes[field] = _READERS.get(field, _read_int)(name, value)
             else:
-                known = [n for n in _names(Tuning) if n != "cpu_blocks"] + [f"cpu_blocks.{n}" for n in
-                                                                            _names(CpuBlocks)]
+                known = ([n for n in _names(Tuning) if n not in ("cpu_blocks", "op_params")]
+                         + [f"cpu_blocks.{n}" for n in _names(CpuBlocks)]
+                         + [f"{group}.{n}" for group, names in OP_PARAMS.items() for n in names])
                 raise InputError(f"no tuning parameter {name!r}; the parameters are {', '.join(known)}")
         if blocks:
             changes["cpu_blocks"] = replace(self.cpu_blocks, **blocks)
+        if ops:
+            changes["op_params"] = tuple(sorted(ops.items()))
         return replace(self, **changes)
+
+
+# the parameters op_params may set, by group: MatMul's output tile per
+# work-item (clnn.ops.matmul), ConvTranspose's channel block
+# (clnn.ops.conv_transpose), when the row kernels take a work-group per
+# group (clnn.ops.nd.groups_limits)
+OP_PARAMS = {
+    "matmul.cpu": ("RT", "RM"), "matmul.gpu": ("RT", "RM"),
+    "conv_transpose.cpu": ("CB",), "conv_transpose.gpu": ("CB",),
+    "rows": ("groups_from", "groups_below"),
+}
 
 
 def _names(cls):

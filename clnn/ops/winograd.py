@@ -10,6 +10,7 @@ Conv2d.kernel_input_box).
 
 import numpy as np
 
+from ..host import page_aligned
 from .base import OUT, In, Launch, Param, Scratch, activation_args, ceil_div, pow2_at_least
 from .gemm import plan_gemm
 
@@ -51,7 +52,7 @@ def transform_weights(weight, m):
     g = G[m]
     u = np.einsum("ij,ocjl,kl->ikco", g, weight.astype(np.float64), g)
     alpha = m + 2
-    return np.ascontiguousarray(u.reshape(alpha * alpha, weight.shape[1], weight.shape[0]), dtype=np.float32)
+    return page_aligned(u.reshape(alpha * alpha, weight.shape[1], weight.shape[0]))
 
 
 def tiles(layer, m):

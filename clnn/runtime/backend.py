@@ -13,6 +13,8 @@ import threading
 import time
 from importlib import metadata
 
+from ..errors import DeviceError
+
 log = logging.getLogger("clnn")
 
 ENTRY_POINT_GROUP = "clnn.backends"
@@ -53,6 +55,17 @@ class Backend(abc.ABC):
     def create_context(self, devices, memory="auto"):
         """A Context holding the given devices, which share one platform;
         ``memory`` ("auto", "unified" or "discrete") picks the memory path."""
+
+    # backends whose devices can run on a share of their compute units
+    # (CUDA's green contexts) say so and override ``slice``
+    can_slice = False
+
+    def slice(self, device, count):
+        """A clnn.Device that runs on ``count`` compute units of ``device``
+        (at least: a driver may round up), with an id of its own made by
+        clnn.runtime.selector.slice_id; DeviceError where it cannot."""
+        raise DeviceError(f"{device} cannot run on a share of its compute units: only CUDA GPUs can "
+                          "(green contexts), selected as cuda:sms=N")
 
 
 class Context(abc.ABC):
@@ -149,6 +162,19 @@ class Context(abc.ABC):
     @abc.abstractmethod
     def event_times(self, event):
         """(start, end) of a finished command in host perf_counter nanoseconds."""
+
+    def recorder(self, device, timed):
+        """A Recording of a run on ``device``'s queue alone, which the
+        schedule fills once and replays each run in one submission (CUDA
+        graphs), or None where this backend cannot (the default): the run's
+        commands are then enqueued one by one each time.
+
+        A Recording has ``record(enqueue_all)``, which captures the commands
+        that ``enqueue_all()`` enqueues (returning their events) without
+        running them, and ``replay()``, which submits them and returns one
+        event per command. ``timed``: event_times works on those events;
+        otherwise they can only be waited for."""
+        return None
 
     # memory ------------------------------------------------------------------------
     @abc.abstractmethod

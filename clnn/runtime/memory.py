@@ -17,27 +17,21 @@ import threading
 import numpy as np
 
 from ..box import Box, geometry
+from ..host import aligned_empty
 
 log = logging.getLogger("clnn")
 
-_PAGE = 4096
-
-
-def aligned_empty(count):
-    """A flat float32 array on a page boundary, padded to 64 bytes, as
-    zero-copy host pointers want."""
-    padded = -(-max(count, 1) // 16) * 16
-    raw = np.empty(padded + _PAGE // 4, dtype=np.float32)
-    start = (-raw.ctypes.data % _PAGE) // 4
-    return raw[start:start + padded]
-
-
 class SharedTensor:
-    def __init__(self, shape, contexts, name=""):
+    def __init__(self, shape, contexts, name="", slot=None):
+        """``slot``: a SharedTensor whose memory this one uses (from its
+        start), taking turns with other tensors whose lives do not overlap."""
         self.shape = tuple(int(s) for s in shape)
         self.name = name
         self.size = int(np.prod(self.shape))
         self.nbytes = self.size * 4
+        self._slot = slot
+        if slot is not None and slot.size < self.size:
+            raise ValueError(f"{self} does not fit in {slot}")
         self._contexts = tuple(contexts)
         # the first discrete context provides pinned host memory
         self._home_owner = next((c for c in self._contexts if not c.unified), None)
@@ -48,10 +42,16 @@ class SharedTensor:
     def __repr__(self):
         return f"SharedTensor({self.name!r}, {self.shape})"
 
+    def tenant(self, shape, name):
+        """A tensor of ``shape`` living in this one's memory."""
+        return SharedTensor(shape, self._contexts, name, slot=self)
+
     @property
     def home(self):
         """The host copy, shaped NCHW (allocated on first use)."""
         with self._lock:
+            if self._home is None and self._slot is not None:
+                self._home = self._slot.home.reshape(-1)[:self.size].reshape(self.shape)
             if self._home is None:
                 flat = self._home_owner.alloc_home(self.nbytes) if self._home_owner else None
                 if flat is None:
@@ -63,6 +63,8 @@ class SharedTensor:
 
     def buffer(self, context):
         """This tensor's buffer in ``context`` (allocated on first use)."""
+        if self._slot is not None:
+            return self._slot.buffer(context)
         buf = self._buffers.get(context)
         if buf is None:
             home = self.home.reshape(-1) if context.unified else None

@@ -7,14 +7,32 @@ name (``opencl``, ``cuda``) or a full device id also selects. ``all``,
 ``cpu``, ``gpu`` and ``accelerator`` select by kind. Within one selector, a
 physical device reached through two drivers is kept once (the lowest-ranked
 backend and the newest platform win); simulators only come when named.
+
+A selector ending in ``:sms=N`` asks for a slice of each device that its
+base selector names: a device of its own that runs on N of the GPU's
+streaming multiprocessors (CUDA green contexts; ``cuda:sms=16``,
+``cuda:cuda:0:sms=16``). A slice's id is its GPU's with ``-smsN`` after the
+platform part (``cuda:cuda-sms16:0``), N the SMs the driver granted, and
+selects that slice again.
 """
 
 import os
+import re
 
 from ..errors import DeviceError
 from .backend import backends
 
 KIND_SELECTORS = {"all": None, "cpu": "cpu", "gpu": "gpu", "accelerator": "accelerator"}
+
+_SLICE_SELECTOR = re.compile(r"^(?P<base>.+):sms=(?P<count>[^:]*)$")
+_SLICE_ID = re.compile(r"^(?P<backend>[^:]+):(?P<platform>[^:]+)-sms(?P<count>[0-9]+):(?P<index>[^:]+)$")
+
+
+def slice_id(device_id, count):
+    """The id of the slice of ``count`` compute units of the device
+    ``device_id`` (backend:platform:index)."""
+    backend, platform, index = device_id.split(":")
+    return f"{backend}:{platform}-sms{count}:{index}"
 
 
 def all_devices():
@@ -45,6 +63,9 @@ def _match(item, found):
     for d in found:
         if d.id.lower() == item_l:
             return [d]
+    sliced = _SLICE_ID.match(item_l) or _SLICE_SELECTOR.match(item_l)
+    if sliced:
+        return _slices(item, sliced, found)
     if item_l in KIND_SELECTORS:
         kind = KIND_SELECTORS[item_l]
         return _deduplicate([d for d in found if not d.simulator and kind in (None, d.kind)])
@@ -57,6 +78,24 @@ def _match(item, found):
         on_platform = [d for d in found if platform_part in d.platform.lower()]
     matched = [d for d in on_platform if not names or any(n in d.name.lower() for n in names)]
     return _deduplicate(matched)
+
+
+def _slices(item, sliced, found):
+    """Slices of the devices that a slice selector (or a slice's id) names."""
+    parts = sliced.groupdict()
+    count = parts["count"]
+    if not count.isdigit() or int(count) < 1:
+        raise DeviceError(f"device selector {item!r}: sms= takes a number of streaming multiprocessors, "
+                          f"such as cuda:sms=16, not {count!r}")
+    base = parts.get("base") or f"{parts['backend']}:{parts['platform']}:{parts['index']}"
+    loaded = backends()
+    sliceable = [d for d in found if d.backend in loaded and loaded[d.backend].can_slice]
+    wholes = _match(base, sliceable) if sliceable else []
+    if not wholes:
+        raise DeviceError(f"device selector {item!r}: {base!r} names no device that can run on a share of its "
+                          "compute units (CUDA GPUs can, through green contexts: cuda:sms=N); sliceable: "
+                          f"{', '.join(d.id for d in sliceable) or 'none'}")
+    return [loaded[d.backend].slice(d, int(count)) for d in wholes]
 
 
 def describe(found):
