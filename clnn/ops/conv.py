@@ -1,8 +1,10 @@
 """Conv2d: any kernel size, stride, dilation, padding and groups, with
 optional bias, fused activation and fused residual add; ONNX Conv.
 
-Ungrouped convolutions run as an implicit GEMM (``gemm_launch``, which
-Dense shares); grouped and depthwise ones as a direct loop."""
+Ungrouped convolutions run as an implicit GEMM (``gemm_launches``, which
+Dense shares), on GPUs 3x3 stride-1 ones with enough channels as Winograd
+(winograd.py); grouped and depthwise ones as a direct loop. GPU tiles and
+the CPU blocking come from the target's tuning (clnn.ops.tuning)."""
 
 import copy
 
@@ -11,27 +13,15 @@ import numpy as np
 from ..box import Box
 from ..errors import ModelError
 from ..host import page_aligned
-from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
-                   box_args, ceil_div, grid_launch, onnx_attrs_1d, onnx_spatial_rank, onnx_window, pads4, pair)
+from . import winograd
+from .base import (OUT, Attrs, In, Launch, Layer, Param, Scratch, activation_args, activation_name,
+                   apply_activation, box_args, ceil_div, flat_launch, grid_launch, onnx_attrs_1d, onnx_spatial_rank,
+                   onnx_window, pads4, pair)
+from .gemm import plan_gemm
 from .registry import OpEntry
 
-# GPU tiles (TM x TN outputs per work-group, RM x RN per work-item) and CPU
-# blocking (MR channels x 16 pixels per micro-kernel, PB panels per
-# work-item, KC rows of im2col packed at a time); see kernels/conv_*.cl.
-# Defaults; a Target's tuning parameters conv.gpu.*, conv.gpu_small.* and
-# conv.cpu.* override them.
-GPU_TILES = {"TM": 64, "TN": 64, "TK": 16, "RM": 4, "RN": 4}
-# where 64 x 64 tiles would leave compute units idle (deep layers at batch 1
-# have few pixels), 32 x 32 tiles give four times the work-groups
-GPU_SMALL_TILES = {"TM": 32, "TN": 32, "TK": 16, "RM": 2, "RN": 2}
-GPU_WORK_GROUPS_PER_UNIT = 2
-CPU_BLOCKS = {"MR": 6, "PB": 96, "KC": 256}
 # work-items per CPU core that the panel count per work-item must leave
 CPU_ITEMS_PER_CORE = 4
-
-
-def options(params):
-    return ("-cl-mad-enable",) + tuple(f"-D{k}={v}" for k, v in sorted(params.items()))
 
 
 def conv_reference(x, w, bias, attrs, groups):
@@ -74,40 +64,51 @@ def gemm_params(target, flat_weight, bias, table):
     if target.kind == "gpu":
         packed = page_aligned(flat_weight.T)
     else:
-        mr = target.tuned("conv.cpu", CPU_BLOCKS)["MR"]
+        mr = target.tuning.cpu_blocks.MR
         panels = np.zeros((ceil_div(m, mr) * mr, flat_weight.shape[1]), np.float32)
         panels[:m] = flat_weight
         packed = page_aligned(panels.reshape(-1, mr, flat_weight.shape[1]).transpose(0, 2, 1))
     return {"w": packed, "bias": bias if bias is not None else np.zeros(1, np.float32), "ktab": table}
 
 
-def gemm_launch(target, box, in_shape, out_shape, k, attrs, has_bias, residual, activation):
-    """The launch of the implicit GEMM computing ``box`` of an output of
+def gemm_launches(target, box, in_shape, out_shape, k, attrs, has_bias, residual, activation):
+    """The launches of the implicit GEMM computing ``box`` of an output of
     ``out_shape`` from an input of ``in_shape``; ``k`` is the GEMM's inner
     size, ``residual`` an In or None."""
     _, _, h, w = in_shape
     _, m, oh, ow = out_shape
     (sh, sw), (pt, pl) = attrs.stride, attrs.pads[:2]
-    bc, bh = box.c1 - box.c0, box.h1 - box.h0
-    pixels = (box.n1 - box.n0) * bh * ow
-    args = {"out": OUT, "in": In(0), "bias": Param("bias"), "res": residual or OUT, "ktab": Param("ktab"),
-            "M": m, "K": k, "H": h, "W": w, "OW": ow, "sh": sh, "sw": sw, "pt": pt, "pl": pl,
-            **box_args(box), "OH": oh, "P": pixels, **activation_args(activation),
-            "has_bias": has_bias, "has_res": residual is not None}
+    pixels = (box.n1 - box.n0) * (box.h1 - box.h0) * ow
+    finish = {"out": OUT, "bias": Param("bias"), "res": residual or OUT, "OW": ow, "OH": oh, **box_args(box),
+              "P": pixels, **activation_args(activation), "has_bias": has_bias, "has_res": residual is not None}
+    args = {**finish, "in": In(0), "ktab": Param("ktab"), "M": m, "K": k, "H": h, "W": w, "sh": sh, "sw": sw,
+            "pt": pt, "pl": pl}
     if target.kind == "gpu":
-        tiles = target.tuned("conv.gpu", GPU_TILES)
-        if ceil_div(pixels, tiles["TN"]) * ceil_div(bc, tiles["TM"]) < GPU_WORK_GROUPS_PER_UNIT * target.compute_units:
-            tiles = target.tuned("conv.gpu_small", GPU_SMALL_TILES)
-        wg = (tiles["TN"] // tiles["RN"], tiles["TM"] // tiles["RM"])
-        size = (ceil_div(pixels, tiles["TN"]) * wg[0], ceil_div(bc, tiles["TM"]) * wg[1])
-        return Launch("clnn_conv_gemm_tiled", size, wg, dict(args, wt=Param("w")), options(tiles))
-    blocks = target.tuned("conv.cpu", CPU_BLOCKS)
-    panels = ceil_div(box.c1, blocks["MR"]) - box.c0 // blocks["MR"]
+        return _gpu_gemm_launches(target, box, pixels, k, args, finish)
+    blocks = target.tuning.cpu_blocks
+    panels = ceil_div(box.c1, blocks.MR) - box.c0 // blocks.MR
     pixel_blocks = ceil_div(pixels, 16)
     items = min(panels, ceil_div(CPU_ITEMS_PER_CORE * target.compute_units, pixel_blocks))
-    per_item = min(blocks["PB"], ceil_div(panels, items))
+    per_item = min(blocks.PB, ceil_div(panels, items))
     size = (pixel_blocks, ceil_div(panels, per_item))
-    return Launch("clnn_conv_gemm_cpu", size, (1, 1), dict(args, wpk=Param("w"), pb=per_item), options(blocks))
+    return [Launch("clnn_conv_gemm_cpu", size, (1, 1), dict(args, wpk=Param("w"), pb=per_item), blocks.options())]
+
+
+def _gpu_gemm_launches(target, box, pixels, k, args, finish):
+    """The GPU GEMM in the tile that clnn.ops.gemm plans, K split into
+    slices where the tiles alone would leave compute units idle; then the
+    reduction of the slices' partial sums (``finish``: its arguments)."""
+    bc = box.c1 - box.c0
+    plan = plan_gemm(target, bc, pixels, k)
+    part = Scratch(0, 4 * plan.slices * bc * pixels if plan.slices > 1 else 4)
+    size, local = plan.groups(bc, pixels)
+    options = plan.tile.options() + target.tuning.build_options
+    found = [Launch("clnn_conv_gemm_tiled", size, local, dict(args, wt=Param("w"), part=part, kc=plan.kc), options)]
+    if plan.slices > 1:
+        size, local = flat_launch(target, bc * pixels)
+        found.append(Launch("clnn_conv_gemm_reduce", size, local, dict(finish, part=part, slices=plan.slices),
+                            options))
+    return found
 
 
 # the layer ---------------------------------------------------------------------------
@@ -228,21 +229,34 @@ class Conv2d(Layer):
             c_hi = ((out_box.c1 - 1) // per_group_out + 1) * cin_g
         return Box(out_box.n0, out_box.n1, c_lo, c_hi, lo, hi)
 
+    def kernel_input_box(self, out_box, index, target):
+        """Winograd reads the input rows of whole tiles (clipped to the input)."""
+        if index == 1 or not winograd.chosen(self, target):
+            return self.input_box(out_box, index)
+        h0, h1 = winograd.tile_rows(out_box.h0, out_box.h1, self.out_shape[2])
+        lo, hi = self.attrs.input_rows(h0, h1, self.in_shapes[0][2])
+        return self.input_box(out_box, index).with_range("h", lo, hi)
+
     def granule(self, dim):
         return 4 if dim == "c" else 1
 
     def params(self, target):
+        bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
         if self.groups > 1:
-            return {"w": self.weight, "bias": self.bias if self.bias is not None else np.zeros(1, np.float32)}
+            return {"w": self.weight, "bias": bias}
+        if winograd.chosen(self, target):
+            return {"u": winograd.transform_weights(self.weight, target.tuning.winograd), "bias": bias}
         _, _, h, w = self.in_shapes[0]
         table = ktab(self.weight.shape[1], h, w, *self.weight.shape[2:], self.attrs.dilation)
         return gemm_params(target, self.weight.reshape(self.weight.shape[0], -1), self.bias, table)
 
     def launches(self, target, box):
         residual = In(1) if self.has_residual else None
+        if winograd.chosen(self, target):  # ungrouped 3x3 stride 1 on a GPU
+            return winograd.launches(self, target, box)
         if self.groups == 1:
-            return [gemm_launch(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
-                                self.bias is not None, residual, self.activation)]
+            return gemm_launches(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
+                                 self.bias is not None, residual, self.activation)
         _, _, h, w = self.in_shapes[0]
         _, m, oh, ow = self.out_shape
         (kh, kw), (sh, sw), (dh, dw) = self.attrs.kernel, self.attrs.stride, self.attrs.dilation
@@ -291,4 +305,5 @@ def _from_onnx(node):
     return Conv2d(node.out, x, weight, bias, groups=groups, **window)
 
 
-OP = OpEntry(layers=(Conv2d,), onnx={"Conv": _from_onnx}, sources=("conv_gemm", "conv_cpu", "conv_direct"))
+OP = OpEntry(layers=(Conv2d,), onnx={"Conv": _from_onnx},
+             sources=("conv_gemm", "conv_cpu", "conv_direct", "winograd"))

@@ -8,6 +8,10 @@ from .base import (OUT, Attrs, In, Launch, Layer, box_args, grid_launch, onnx_at
                    pads4, pair)
 from .registry import OpEntry
 
+# windows up to this many elements are built into the kernel (unrolled); a
+# bigger one (a global pool over a large map) would only lengthen the build
+MAX_FIXED_WINDOW = 64
+
 
 class Pool(Layer):
     def __init__(self, name, inputs, kind, kernel=None, stride=None, pads=0, dilation=1,
@@ -92,7 +96,8 @@ class Pool(Layer):
                 "pad_top": pt, "pad_left": pl, "pad_bottom": pb, "pad_right": pr, **box_args(box),
                 "bn": box.n1 - box.n0}
         size, local = grid_launch(target, (ow, (box.c1 - box.c0) * (box.h1 - box.h0), box.n1 - box.n0))
-        return [Launch("clnn_pool_box", size, local, args)]
+        fixed = (f"-DCLNN_POOL_KH={kh}", f"-DCLNN_POOL_KW={kw}") if kh * kw <= MAX_FIXED_WINDOW else ()
+        return [Launch("clnn_pool_box", size, local, args, fixed)]
 
     def to_onnx(self, writer):
         x = self.inputs[0]

@@ -17,7 +17,9 @@ class OpEntry:
     sources: tuple = ()                        # kernels/<source>.cl its launches use
 
 
-_NOT_OPS = {"base", "registry"}
+# modules that serve the op modules: the layer base, this registry, kernel
+# parameters (tuning), the GPU GEMM's work-group plan, Winograd's launches
+_NOT_OPS = {"base", "registry", "tuning", "gemm", "winograd"}
 _entries = None
 
 
