@@ -30,7 +30,8 @@ class Recording:
         try:
             graph, events = self._stream.capture(enqueue_all, self.timed)
             try:
-                self._graph = call(cu().cuGraphInstantiate, graph, 0)
+                with self._stream.ctx:  # instantiating needs the capturing context current
+                    self._graph = call(cu().cuGraphInstantiate, graph, 0)
             finally:
                 release(self._stream.ctx.waits, cu().cuGraphDestroy, graph)
         except Exception as exc:

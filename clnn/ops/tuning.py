@@ -218,9 +218,15 @@ _READERS = {
 DEFAULT = Tuning()
 
 # Measured per-device tunings, keyed by the device name as the driver
-# reports it. Empty until a device's measurements choose values other than
-# DEFAULT's (benchmarks/gpu_kernels.py prints them; clnn.autotune finds them).
-TUNED = {}
+# reports it (clnn.autotune finds them; benchmarks/gpu_kernels.py shows
+# each candidate beside torch).
+TUNED = {
+    # python -m clnn.autotune --devices nvidia --runs 5 (2026-12-02, driver 580):
+    # representative layers 0.764 ms with DEFAULT, 0.689 ms with this
+    "NVIDIA H200": replace(DEFAULT, conv_tiles=(GemmTile(128, 64, 16, 8, 4), GemmTile(64, 128, 8, 4, 8),
+                                                GemmTile(64, 64, 16, 4, 4)),
+                           wg_per_cu=4, winograd=2, winograd_min_tiles=32),
+}
 
 
 def tuning_for(device):
