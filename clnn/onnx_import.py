@@ -29,7 +29,7 @@ from .onnx_common import DEFAULT_DOMAINS, OLDEST_OPSET, REVIEWED_OPSET, require_
 from .onnx_fold import fold
 from .onnx_patterns import rewrite
 from .onnx_types import check_types
-from .ops import Activation, Layer, registry
+from .ops import Activation, Constant, Layer, registry
 
 
 def load(model, batch=1, fuse=True):
@@ -176,6 +176,18 @@ class _Node:
         if name in self.importer.constants:
             self.fail(f"input {index} ({name!r}) is a constant; clnn needs a tensor computed from the "
                       "model inputs here")
+        return name
+
+    def tensor_or_constant(self, index):
+        """The clnn tensor that input ``index`` reads, where a constant input
+        becomes the output of a Constant layer (for ops that take only
+        tensors, such as Concat; a ViT's class token is one)."""
+        name = self._source(index)
+        if name in self.importer.constants and name not in self.importer.dims:
+            value = self.importer.value(name)
+            if value.dtype.kind != "f":
+                self.fail(f"input {index} ({name!r}) is a {value.dtype} constant; clnn computes float32 tensors")
+            self.importer.add(Constant(name, value))
         return name
 
     def constant(self, index, what):
@@ -334,7 +346,7 @@ class _Importer:
             self._read_by(proto)
             for name, value in zip(proto.output, results):
                 if isinstance(value, Layer):
-                    self._add(value)
+                    self.add(value)
                 elif isinstance(value, np.ndarray):
                     self.constants[name] = value
                 elif value is not None:
@@ -363,7 +375,7 @@ class _Importer:
         if since > REVIEWED_OPSET:
             node.fail(f"{node.op} changed in opset {since}; clnn follows its changes up to opset {REVIEWED_OPSET}")
 
-    def _add(self, layer):
+    def add(self, layer):
         self.dims[layer.name] = layer.bind([self.dims[t] for t in layer.inputs])
         self.layers.append(layer)
 
@@ -381,7 +393,7 @@ class _Importer:
         if source == name:
             return
         if source in self.inputs or source in outputs:
-            self._add(Activation(name, source, None))
+            self.add(Activation(name, source, None))
         else:
             self._rename(source, name)
 

@@ -1,0 +1,131 @@
+"""ONNX forms that torch's exporters (TorchScript-based and dynamo) write
+for torchvision and timm models, built here with onnx.helper (CI has no
+torch) and checked against onnxruntime: a constant concatenated before a
+tensor (a ViT's class token), Gather of a constant index (the class token
+taken back out, q, k and v taken from one tensor); their refusals.
+benchmarks/torch_exports.py runs the real exports."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import clnn
+from clnn.ops import Constant, Gather
+
+from helpers import rand, rel_err
+from test_onnx import TOL, assert_matches, check_import, make_model, node, run_clnn, run_ort
+
+
+def ints(*values):
+    return np.array(values, np.int64)
+
+
+def class_token(rng, opset, batch_varies=False):
+    """A ViT's input: patches (N, T, D), a class token concatenated before
+    them (Expand of a parameter, which folding makes a constant), position
+    embeddings added, and the token taken back out (Gather of index 0)."""
+    n, t, d = 2, 5, 3
+    token = rand(rng, (n, 1, d)) if batch_varies else rand(rng, (1, 1, d))
+    consts = {"cls": token, "shape": ints(n, 1, d), "pos": rand(rng, (1, t + 1, d)), "zero": np.array(0)}
+    nodes = [node("Expand", ["cls", "shape"], ["tok"]), node("Concat", ["tok", "x"], ["cat"], axis=1),
+             node("Add", ["cat", "pos"], ["emb"]), node("Gather", ["emb", "zero"], ["y"], axis=1)]
+    return make_model(nodes, {"x": (n, t, d)}, consts, outputs=("y", "emb"), opset=opset), {"x": rand(rng, (n, t, d))}
+
+
+def constant_channels(rng, opset):
+    """A constant between computed tensors on the channel axis of a 4-D
+    concat (the Conv writes in place, the constant is copied in)."""
+    consts = {"w": rand(rng, (4, 3, 3, 3), 0.3), "c": rand(rng, (2, 2, 5, 3))}
+    nodes = [node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]), node("Concat", ["a", "c", "x"], ["y"], axis=1)]
+    return make_model(nodes, {"x": (2, 3, 5, 3)}, consts, opset=opset), {"x": rand(rng, (2, 3, 5, 3))}
+
+
+def gather(shape, indices, axis):
+    def build(rng, opset):
+        proto = make_model([node("Gather", ["x", "i"], axis=axis)], {"x": shape}, {"i": indices}, opset=opset)
+        return proto, {"x": rand(rng, shape)}
+    return build
+
+
+def qkv(rng, opset):
+    """Attention's q, k and v as Gather of indices 0, 1, 2 on the first axis
+    of one (3, N, heads, T, d) tensor, then q @ k^T and that times v."""
+    n, h, t, d = 2, 2, 4, 3
+    consts = {"shape": ints(n, t, 3, h, d), **{f"i{k}": np.array(k) for k in range(3)}}
+    nodes = [node("Reshape", ["x", "shape"], ["r"]), node("Transpose", ["r"], ["p"], perm=[2, 0, 3, 1, 4]),
+             *[node("Gather", ["p", f"i{k}"], [f"g{k}"], axis=0) for k in range(3)],
+             node("Transpose", ["g1"], ["kt"], perm=[0, 1, 3, 2]), node("MatMul", ["g0", "kt"], ["s"]),
+             node("Softmax", ["s"], ["a"], axis=-1), node("MatMul", ["a", "g2"])]
+    return make_model(nodes, {"x": (n, t, 3 * h * d)}, consts, opset=opset), {"x": rand(rng, (n, t, 3 * h * d))}
+
+
+CASES = {
+    "class_token": class_token,
+    "class_token_batch_varies": lambda rng, opset: class_token(rng, opset, batch_varies=True),
+    "constant_channels": constant_channels,
+    "gather_scalar_rows": gather((2, 3, 5, 4), np.array(-2), 2),
+    "gather_scalar_batch": gather((3, 2, 5), np.array(1), 0),
+    "gather_scalar_last": gather((2, 3, 5, 7), np.array(4), 3),
+    "gather_stepping": gather((2, 7, 5), ints(1, 3, 5), 1),
+    "gather_one_index": gather((2, 7, 5), ints(-1), 2),
+    "qkv": qkv,
+}
+CASE_OPSETS = {"gather_scalar_rows": (11, 13), "class_token": (11, 17)}
+IMPORT_CASES = [(name, opset) for name in CASES for opset in CASE_OPSETS.get(name, (17,))]
+
+
+@pytest.mark.parametrize("name,opset", IMPORT_CASES, ids=[f"{n}-op{o}" for n, o in IMPORT_CASES])
+def test_import_matches_onnxruntime(name, opset, devices, rng):
+    proto, feeds = CASES[name](rng, opset=opset)
+    check_import(proto, feeds, devices)
+
+
+def test_class_token_is_a_constant_layer(devices, rng):
+    proto, feeds = class_token(rng, 17)
+    model = check_import(proto, feeds, devices)
+    assert [layer.op for layer in model.layers][:2] == ["Constant", "Concat"]
+
+
+# errors -------------------------------------------------------------------------------------
+
+def one_node(op, inputs=("x",), consts=None, shape=(2, 4, 6), opset=17, **attrs):
+    return make_model([helper.make_node(op, list(inputs), ["y"], name="n1", **attrs)], {"x": shape}, consts,
+                      opset=opset)
+
+
+ERRORS = {
+    "gather_unordered": (one_node("Gather", ("x", "i"), {"i": ints(0, 2, 1)}, axis=1), "stepping evenly"),
+    "gather_repeated": (one_node("Gather", ("x", "i"), {"i": ints(1, 1)}, axis=1), "stepping evenly"),
+    "gather_2d_indices": (one_node("Gather", ("x", "i"), {"i": np.array([[0, 1]])}, axis=1), "shape [1, 2]"),
+    "gather_out_of_range": (one_node("Gather", ("x", "i"), {"i": np.array(4)}, axis=1), "out of range"),
+    "gather_computed_indices": (make_model([node("Relu", ["x"], ["r"]),
+                                            helper.make_node("Gather", ["x", "r"], ["y"], name="n1")],
+                                           {"x": (2, 4)}), "does not take"),
+    "concat_int_constant": (one_node("Concat", ("x", "c"), {"c": np.ones((2, 1, 6), np.int64)}, axis=1), "int64"),
+}
+
+
+@pytest.mark.parametrize("name", list(ERRORS))
+def test_import_errors(name):
+    proto, message = ERRORS[name]
+    with pytest.raises(clnn.ModelError) as caught:
+        clnn.load(proto.SerializeToString())
+    assert "'n1'" in str(caught.value)
+    assert message in str(caught.value)
+
+
+# export -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("opset", (11, 17))
+def test_export_round_trip(opset, devices, rng):
+    layers = [Constant("c", rand(rng, (2, 1, 4))), clnn.ops.Concat("cat", ["c", "x"], 1),
+              Gather("g", "cat", 1, 2, drop=True), Gather("y", "g", 1, 3, -2, 2)]
+    model = clnn.Model({"x": (2, 3, 4)}, layers, ["y", "cat"])
+    feeds = {"x": rand(rng, (2, 3, 4))}
+    proto = model.to_onnx(opset=opset)
+    onnx.checker.check_model(proto, full_check=True)
+    expected = run_ort(proto, feeds)
+    assert all(rel_err(e, r) < TOL for e, r in zip(expected, model.reference(feeds)))
+    assert_matches(run_clnn(model, feeds, devices), expected)
+    assert_matches(run_clnn(clnn.load(proto), feeds, devices), expected)
