@@ -423,6 +423,18 @@ def _dropout(node):
     return _identity(node)
 
 
+def _cast(node):
+    """A cast of a tensor to float32 (the type of every tensor clnn
+    computes) is the tensor; constants' casts are folded before import."""
+    node.ignore("saturate", "round_mode")    # they change casts to 8-bit floats only
+    to = node.attr("to")
+    if to != node.importer.onnx.TensorProto.FLOAT:
+        names = node.importer.onnx.TensorProto.DataType
+        node.fail(f"a cast to {names.Name(to).lower() if to in names.values() else to}; clnn computes float32 "
+                  "tensors only")
+    return node.constant(0, "the input").astype(np.float32) if node.is_constant(0) else node.tensor(0)
+
+
 def _constant(node):
     for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
         if key in node.attrs:
@@ -433,7 +445,7 @@ def _constant(node):
     node.fail("only tensor, float and int constants are supported")
 
 
-GRAPH_CONVERTERS = {"Identity": _identity, "Dropout": _dropout, "Constant": _constant}
+GRAPH_CONVERTERS = {"Identity": _identity, "Dropout": _dropout, "Constant": _constant, "Cast": _cast}
 
 
 def converters():

@@ -2,13 +2,13 @@
 for torchvision and timm models, built here with onnx.helper (CI has no
 torch) and checked against onnxruntime: a constant concatenated before a
 tensor (a ViT's class token), Gather of a constant index (the class token
-taken back out, q, k and v taken from one tensor); their refusals.
-benchmarks/torch_exports.py runs the real exports."""
+taken back out, q, k and v taken from one tensor), casts to float32;
+their refusals. benchmarks/torch_exports.py runs the real exports."""
 
 import numpy as np
 import onnx
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper
 
 import clnn
 from clnn.ops import Constant, Gather
@@ -60,6 +60,16 @@ def qkv(rng, opset):
     return make_model(nodes, {"x": (n, t, 3 * h * d)}, consts, opset=opset), {"x": rand(rng, (n, t, 3 * h * d))}
 
 
+def cast(rng, opset):
+    """A float32 tensor cast to float32 (timm's EfficientViT attention), and
+    a cast of a constant."""
+    attrs = {"saturate": 1} if opset >= 19 else {}
+    nodes = [node("Relu", ["x"], ["r"]), node("Cast", ["r"], ["c"], to=TensorProto.FLOAT, **attrs),
+             node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT), node("Mul", ["c", "kf"])]
+    consts = {"k": np.array([1, 2, 3], np.int64)}
+    return make_model(nodes, {"x": (2, 4, 3)}, consts, opset=opset), {"x": rand(rng, (2, 4, 3))}
+
+
 CASES = {
     "class_token": class_token,
     "class_token_batch_varies": lambda rng, opset: class_token(rng, opset, batch_varies=True),
@@ -70,8 +80,9 @@ CASES = {
     "gather_stepping": gather((2, 7, 5), ints(1, 3, 5), 1),
     "gather_one_index": gather((2, 7, 5), ints(-1), 2),
     "qkv": qkv,
+    "cast": cast,
 }
-CASE_OPSETS = {"gather_scalar_rows": (11, 13), "class_token": (11, 17)}
+CASE_OPSETS = {"gather_scalar_rows": (11, 13), "cast": (13, 19, 21), "class_token": (11, 17)}
 IMPORT_CASES = [(name, opset) for name in CASES for opset in CASE_OPSETS.get(name, (17,))]
 
 
@@ -102,6 +113,7 @@ ERRORS = {
     "gather_computed_indices": (make_model([node("Relu", ["x"], ["r"]),
                                             helper.make_node("Gather", ["x", "r"], ["y"], name="n1")],
                                            {"x": (2, 4)}), "does not take"),
+    "cast_to_int": (one_node("Cast", to=TensorProto.INT64), "int64"),
     "concat_int_constant": (one_node("Concat", ("x", "c"), {"c": np.ones((2, 1, 6), np.int64)}, axis=1), "int64"),
 }
 
