@@ -4,7 +4,8 @@ checked against onnxruntime (issue 13).
 Each torchvision and timm definition in MODELS is built with random weights
 (no download), put in eval mode and exported with
 ``torch.onnx.export(..., dynamo=False)`` (the TorchScript exporter) and
-``dynamo=True`` at a small input. Exports run one per subprocess (a crash or
+``dynamo=True`` at a small input (``--exporters torchscript-batch,dynamo-batch``:
+the same with a symbolic batch, checked at batch 3). Exports run one per subprocess (a crash or
 a hang of an exporter loses one cell) and are cached under ``--cache``.
 Every file is then loaded with clnn, run on the selected devices (all on
 the first, or ``--split`` over all of them) and compared with onnxruntime.
@@ -33,6 +34,8 @@ import time
 import numpy as np
 
 EXPORTERS = ("torchscript", "dynamo")
+# with a symbolic batch (--exporters torchscript-batch,dynamo-batch)
+BATCH_EXPORTERS = ("torchscript-batch", "dynamo-batch")
 DEFAULT_CACHE = "/tmp/exports/onnx"
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "torch-exports")
 
@@ -153,13 +156,20 @@ def _Outputs(net, kind):
 
 
 def export_one(name, exporter, path):
+    """``exporter``: torchscript or dynamo, with ``-batch`` a symbolic batch."""
     import torch
     net, x = build(name)
+    symbolic = exporter.endswith("-batch")
+    if symbolic:   # a batch of 2 traced: a batch of 1 would be specialised
+        x = torch.cat([x, x])
     with torch.no_grad():
-        if exporter == "torchscript":
-            torch.onnx.export(net, (x,), path, dynamo=False, input_names=["x"], opset_version=17)
+        if exporter.startswith("torchscript"):
+            torch.onnx.export(net, (x,), path, dynamo=False, input_names=["x"], opset_version=17,
+                              dynamic_axes={"x": {0: "batch"}} if symbolic else None)
         else:
-            torch.onnx.export(net, (x,), path, dynamo=True, input_names=["x"], external_data=False)
+            shapes = {"x": {0: torch.export.Dim("batch", min=1, max=64)}} if symbolic else None
+            torch.onnx.export(net, (x,), path, dynamo=True, input_names=["x"], external_data=False,
+                              dynamic_shapes=shapes)
 
 
 def export_all(names, exporters, cache, timeout):
@@ -215,11 +225,13 @@ def check(path, devices, split, tol):
     from clnn.runtime.selector import select
     rng = np.random.default_rng(0)
     ort = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+    # a symbolic batch is fed 3 (not the size traced)
+    symbolic = any(not isinstance(d, int) for i in ort.get_inputs() for d in i.shape)
+    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 3 for d in i.shape]).astype(np.float32)
              for i in ort.get_inputs()}
     expected = ort.run(None, feeds)
     try:
-        model = clnn.load(path)
+        model = clnn.load(path, batch=3 if symbolic else 1)
     except clnn.ModelError as exc:
         return "refused", str(exc), None
     except Exception as exc:  # a bug: anything but a ModelError
@@ -227,7 +239,8 @@ def check(path, devices, split, tol):
     try:
         count = len(select(devices))
         shares = [1.0 / count] * count if split else [1.0] + [0.0] * (count - 1)
-        sess = clnn.InferenceSession(model, devices=devices, plan=shares)
+        # a session of the file builds itself for the batch fed, as onnxruntime's does
+        sess = clnn.InferenceSession(path if symbolic else model, devices=devices, plan=shares)
         actual = sess.run(None, feeds)
     except Exception as exc:
         return "error", f"run: {type(exc).__name__}: {exc}", None
@@ -259,6 +272,8 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown models {unknown}; known: {', '.join(MODELS)}")
     exporters = args.exporters.split(",")
+    if set(exporters) - set(EXPORTERS + BATCH_EXPORTERS):
+        parser.error(f"exporters are among {', '.join(EXPORTERS + BATCH_EXPORTERS)}")
     failed = export_all(names, exporters, args.cache, args.timeout)
     rows = []
     for name in names:
