@@ -187,8 +187,14 @@ class _Node:
             value = self.importer.value(name)
             if value.dtype.kind != "f":
                 self.fail(f"input {index} ({name!r}) is a {value.dtype} constant; clnn computes float32 tensors")
-            self.importer.add(Constant(name, value))
+            self.add_layer(Constant(name, value))
         return name
+
+    def add_layer(self, layer):
+        """Add a layer computing a part of this node (before the layer the
+        converter returns); its output's name."""
+        self.importer.add(layer)
+        return layer.name
 
     def constant(self, index, what):
         """The numpy value of input ``index``, which must be a constant."""

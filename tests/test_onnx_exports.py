@@ -2,8 +2,8 @@
 for torchvision and timm models, built here with onnx.helper (CI has no
 torch) and checked against onnxruntime: a constant concatenated before a
 tensor (a ViT's class token), Gather of a constant index (the class token
-taken back out, q, k and v taken from one tensor), casts to float32;
-their refusals. benchmarks/torch_exports.py runs the real exports."""
+taken back out, q, k and v taken from one tensor, dynamo's as_strided),
+casts to float32; their refusals. benchmarks/torch_exports.py runs the real exports."""
 
 import numpy as np
 import onnx
@@ -60,6 +60,16 @@ def qkv(rng, opset):
     return make_model(nodes, {"x": (n, t, 3 * h * d)}, consts, opset=opset), {"x": rand(rng, (n, t, 3 * h * d))}
 
 
+def as_strided(rng, opset):
+    """dynamo's as_strided of a (1, C, 1, 1) mean: the mean flattened, then
+    Gather of indices 0..C-1 shaped (1, C, 1, 1), then a Transpose."""
+    c = 6
+    consts = {"flat": ints(-1), "i": np.arange(c).reshape(1, c, 1, 1)}
+    nodes = [node("ReduceMean", ["x"], ["m"], axes=[2, 3]), node("Reshape", ["m", "flat"], ["f"]),
+             node("Gather", ["f", "i"], ["g"], axis=0), node("Transpose", ["g"], perm=[0, 2, 3, 1])]
+    return make_model(nodes, {"x": (1, c, 3, 5)}, consts, opset=opset), {"x": rand(rng, (1, c, 3, 5))}
+
+
 def cast(rng, opset):
     """A float32 tensor cast to float32 (timm's EfficientViT attention), and
     a cast of a constant."""
@@ -79,6 +89,8 @@ CASES = {
     "gather_scalar_last": gather((2, 3, 5, 7), np.array(4), 3),
     "gather_stepping": gather((2, 7, 5), ints(1, 3, 5), 1),
     "gather_one_index": gather((2, 7, 5), ints(-1), 2),
+    "gather_2d_indices": gather((2, 9, 5), np.array([[7, 5], [3, 1]]), 1),
+    "as_strided": as_strided,
     "qkv": qkv,
     "cast": cast,
 }
@@ -108,7 +120,7 @@ def one_node(op, inputs=("x",), consts=None, shape=(2, 4, 6), opset=17, **attrs)
 ERRORS = {
     "gather_unordered": (one_node("Gather", ("x", "i"), {"i": ints(0, 2, 1)}, axis=1), "stepping evenly"),
     "gather_repeated": (one_node("Gather", ("x", "i"), {"i": ints(1, 1)}, axis=1), "stepping evenly"),
-    "gather_2d_indices": (one_node("Gather", ("x", "i"), {"i": np.array([[0, 1]])}, axis=1), "shape [1, 2]"),
+    "gather_2d_unordered": (one_node("Gather", ("x", "i"), {"i": np.array([[1], [0], [2]])}, axis=1), "stepping evenly"),
     "gather_out_of_range": (one_node("Gather", ("x", "i"), {"i": np.array(4)}, axis=1), "out of range"),
     "gather_computed_indices": (make_model([node("Relu", ["x"], ["r"]),
                                             helper.make_node("Gather", ["x", "r"], ["y"], name="n1")],

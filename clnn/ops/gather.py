@@ -1,13 +1,15 @@
 """Gather of a tensor at constant indices along one axis, as exporters
 write a selection: ``x[:, 0]`` (a ViT's class token) is Gather of the
 scalar index 0, which drops the axis; ``qkv[1]`` the same on axis 0. One
-index, or indices stepping evenly (a strided slice), are an index map; other
-index patterns are refused."""
+index, or indices stepping evenly (a strided slice, regrouped into the
+indices' shape where they have several dims, as dynamo writes as_strided),
+are an index map; other index patterns are refused."""
 
 import numpy as np
 
 from .nd import Space
 from .registry import OpEntry
+from .reshape import Reshape
 from .slice import Slice
 
 
@@ -57,10 +59,15 @@ def _gather(node):
     if indices.ndim == 0:
         return Gather(node.out, x, axis, int(flat[0]), drop=True)
     steps = np.diff(flat)
-    if indices.ndim != 1 or flat.size == 0 or (steps.size and (steps[0] == 0 or np.any(steps != steps[0]))):
-        node.fail(f"indices of shape {list(indices.shape)} ({flat[:8].tolist()}...) are not supported; clnn gathers "
-                  "one index or indices stepping evenly along the axis")
-    return Gather(node.out, x, axis, int(flat[0]), int(steps[0]) if steps.size else 1, int(flat.size))
+    if flat.size == 0 or (steps.size and (steps[0] == 0 or np.any(steps != steps[0]))):
+        node.fail(f"indices {flat[:8].tolist()}{'...' if flat.size > 8 else ''} are not supported; clnn gathers one "
+                  "index or indices stepping evenly along the axis")
+    name = node.out if indices.ndim == 1 else f"{node.out}/gathered"
+    gathered = Gather(name, x, axis, int(flat[0]), int(steps[0]) if steps.size else 1, int(flat.size))
+    if indices.ndim == 1:
+        return gathered
+    # indices of several dims (dynamo's as_strided over a flattened tensor): the gathered axis regrouped
+    return Reshape(node.out, node.add_layer(gathered), dims[:axis] + indices.shape + dims[axis + 1:])
 
 
 OP = OpEntry(layers=(Gather,), onnx={"Gather": _gather}, sources=("nd",))
