@@ -2,11 +2,12 @@
 checked against onnxruntime (issue 13).
 
 Each torchvision and timm definition in MODELS is built with random weights
-(no download), put in eval mode and exported with
-``torch.onnx.export(..., dynamo=False)`` (the TorchScript exporter) and
+(no download; parameters initialised to one value are perturbed), put in
+eval mode and exported with ``torch.onnx.export(..., dynamo=False)`` (the TorchScript exporter) and
 ``dynamo=True`` at a small input (``--exporters torchscript-batch,dynamo-batch``:
-the same with a symbolic batch, checked at batch 3). Exports run one per subprocess (a crash or
-a hang of an exporter loses one cell) and are cached under ``--cache``.
+the same with a symbolic batch, checked at batch 3). Exports run one per
+subprocess (a crash or a hang of an exporter loses one cell) and are cached
+under ``--cache``.
 Every file is then loaded with clnn, run on the selected devices (all on
 the first, or ``--split`` over all of them) and compared with onnxruntime.
 A cell's status is one of
@@ -36,7 +37,7 @@ import numpy as np
 EXPORTERS = ("torchscript", "dynamo")
 # with a symbolic batch (--exporters torchscript-batch,dynamo-batch)
 BATCH_EXPORTERS = ("torchscript-batch", "dynamo-batch")
-DEFAULT_CACHE = "/tmp/exports/onnx"
+DEFAULT_CACHE = "/tmp/exports/onnx-v2"
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "torch-exports")
 
 # name -> (library, constructor, keyword arguments, input side, wrapper)
@@ -128,9 +129,28 @@ def build(name):
     else:
         import torchvision.models as tv
         net = getattr(tv, constructor)(weights=None, **kwargs)
+    _perturb(net)
     if wrapper:
         net = _Outputs(net, wrapper)
     return net.eval(), torch.randn(1, 3, side, side)
+
+
+def _perturb(net):
+    """Random values added to every parameter that its initialisation left
+    constant (zero-initialised heads, ones and zeros of normalisations,
+    timm's zeroed last BatchNorm of residual blocks, ConvNeXt's layer scale
+    of 1e-6), so that no branch of the model computes nothing; BatchNorm
+statistics are random too."""
+    import torch
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.numel() > 1 and bool((p == p.reshape(-1)[0]).all()):
+                p.add_(0.1 * torch.randn_like(p))
+        for name, b in net.named_buffers():   # BatchNorm's statistics, which BatchNorm folding reads
+            if name.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn_like(b))
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand_like(b) + 0.5)
 
 
 def _outputs_class():
@@ -258,6 +278,7 @@ def main(argv=None):
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--timeout", type=int, default=600, help="seconds per export")
     parser.add_argument("--list", action="store_true", help="print the model names and stop")
+    parser.add_argument("--export-only", action="store_true", help="export what is not cached, check nothing")
     parser.add_argument("--out", default=RESULTS, help="path less .json/.md of the table ('' for none)")
     parser.add_argument("--export-one", nargs=3, metavar=("MODEL", "EXPORTER", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -275,6 +296,8 @@ def main(argv=None):
     if set(exporters) - set(EXPORTERS + BATCH_EXPORTERS):
         parser.error(f"exporters are among {', '.join(EXPORTERS + BATCH_EXPORTERS)}")
     failed = export_all(names, exporters, args.cache, args.timeout)
+    if args.export_only:
+        return 0
     rows = []
     for name in names:
         for exporter in exporters:
