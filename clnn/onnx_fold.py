@@ -721,6 +721,44 @@ def _mod(node):
     return [(np.fmod(a, b) if fmod else np.mod(a, b)).astype(a.dtype)]
 
 
+def _pow(node):
+    """x ** y in x's type (y may be of another numeric type, as since opset 12)."""
+    x, y = node.broadcast_values()
+    if x.dtype.kind != "f" and np.any(y < 0):
+        node.fail("an integer base to a negative power")
+    return [np.power(x, y.astype(x.dtype)).astype(x.dtype)]
+
+
+SCATTER = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter_nd(node):
+    """data with the slices that indices' last axis points at replaced by (or
+    reduced with) updates; Swin's attention mask is built this way."""
+    data, indices, updates = node.values()
+    reduction = node.attr("reduction", "none")
+    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    if reduction != "none" and reduction not in SCATTER:
+        node.fail(f"reduction {reduction!r} is not none, add, mul, max or min")
+    depth = indices.shape[-1] if indices.ndim else 0
+    if indices.dtype.kind not in "iu" or indices.ndim < 1 or depth > data.ndim:
+        node.fail(f"indices of shape {list(indices.shape)} do not index a {list(data.shape)} tensor")
+    if updates.shape != indices.shape[:-1] + data.shape[depth:]:
+        node.fail(f"updates of shape {list(updates.shape)} do not fit indices {list(indices.shape)} into "
+                  f"{list(data.shape)}")
+    where = indices.reshape(-1, depth).astype(np.int64)
+    bounds = np.array(data.shape[:depth], np.int64)
+    if where.size and (np.any(where < -bounds) or np.any(where >= bounds)):
+        node.fail(f"indices are out of range for {list(data.shape)}")
+    where = tuple(np.where(where < 0, where + bounds, where).T)
+    out, rows = data.copy(), updates.reshape((-1,) + data.shape[depth:]).astype(data.dtype)
+    if reduction == "none":
+        out[where] = rows
+    else:
+        SCATTER[reduction].at(out, where, rows)
+    return [out]
+
+
 def _variadic(function):
     def evaluate(node):
         values = node.broadcast_values()
@@ -741,7 +779,8 @@ EVALUATORS = {
     "Add": _elementwise(np.add), "Sub": _elementwise(np.subtract), "Mul": _elementwise(np.multiply),
     "Div": _div, "Mod": _mod, "Neg": _elementwise(np.negative), "Abs": _elementwise(np.abs),
     "Floor": _elementwise(np.floor), "Ceil": _elementwise(np.ceil), "Sqrt": _elementwise(np.sqrt),
-    "Reciprocal": _elementwise(np.reciprocal),
+    "Reciprocal": _elementwise(np.reciprocal), "Pow": _pow,
+    "ScatterND": _scatter_nd,
     "Min": _variadic(np.minimum), "Max": _variadic(np.maximum),
     "Equal": _compare(np.equal), "Greater": _compare(np.greater), "Less": _compare(np.less),
     "GreaterOrEqual": _compare(np.greater_equal), "LessOrEqual": _compare(np.less_equal),

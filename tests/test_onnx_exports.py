@@ -3,7 +3,8 @@ for torchvision and timm models, built here with onnx.helper (CI has no
 torch) and checked against onnxruntime: a constant concatenated before a
 tensor (a ViT's class token), Gather of a constant index (the class token
 taken back out, q, k and v taken from one tensor, dynamo's as_strided),
-casts to float32; their refusals. benchmarks/torch_exports.py runs the real exports."""
+casts to float32, Swin's attention mask (ScatterND and Pow of constants,
+folded); their refusals. benchmarks/torch_exports.py runs the real exports."""
 
 import numpy as np
 import onnx
@@ -15,6 +16,7 @@ from clnn.ops import Constant, Gather
 
 from helpers import rand, rel_err
 from test_onnx import TOL, assert_matches, check_import, make_model, node, run_clnn, run_ort
+from test_onnx_fold import F, INTS, broken, check, model
 
 
 def ints(*values):
@@ -80,6 +82,18 @@ def cast(rng, opset):
     return make_model(nodes, {"x": (2, 4, 3)}, consts, opset=opset), {"x": rand(rng, (2, 4, 3))}
 
 
+def swin_mask(rng, opset):
+    """Swin's shifted-window attention mask as torch builds it from
+    constants: zeros (ConstantOfShape), regions numbered by ScatterND, a
+    Pow of constants (the scale), added to the attention scores."""
+    consts = {"shape": ints(4, 4), "where": np.array([[0], [2]]), "rows": np.full((2, 4), 3.0, np.float32),
+              "base": np.float32(2.0), "power": np.float32(-0.5)}
+    nodes = [node("ConstantOfShape", ["shape"], ["z"], value=onnx.numpy_helper.from_array(np.zeros(1, np.float32))),
+             node("ScatterND", ["z", "where", "rows"], ["mask"]), node("Pow", ["base", "power"], ["scale"]),
+             node("Mul", ["x", "scale"], ["s"]), node("Add", ["s", "mask"], ["a"]), node("Softmax", ["a"], axis=-1)]
+    return make_model(nodes, {"x": (2, 3, 4, 4)}, consts, opset=opset), {"x": rand(rng, (2, 3, 4, 4))}
+
+
 CASES = {
     "class_token": class_token,
     "class_token_batch_varies": lambda rng, opset: class_token(rng, opset, batch_varies=True),
@@ -93,8 +107,9 @@ CASES = {
     "as_strided": as_strided,
     "qkv": qkv,
     "cast": cast,
+    "swin_mask": swin_mask,
 }
-CASE_OPSETS = {"gather_scalar_rows": (11, 13), "cast": (13, 19, 21), "class_token": (11, 17)}
+CASE_OPSETS = {"swin_mask": (13, 18),"gather_scalar_rows": (11, 13), "cast": (13, 19, 21), "class_token": (11, 17)}
 IMPORT_CASES = [(name, opset) for name in CASES for opset in CASE_OPSETS.get(name, (17,))]
 
 
@@ -120,7 +135,8 @@ def one_node(op, inputs=("x",), consts=None, shape=(2, 4, 6), opset=17, **attrs)
 ERRORS = {
     "gather_unordered": (one_node("Gather", ("x", "i"), {"i": ints(0, 2, 1)}, axis=1), "stepping evenly"),
     "gather_repeated": (one_node("Gather", ("x", "i"), {"i": ints(1, 1)}, axis=1), "stepping evenly"),
-    "gather_2d_unordered": (one_node("Gather", ("x", "i"), {"i": np.array([[1], [0], [2]])}, axis=1), "stepping evenly"),
+    "gather_2d_unordered": (one_node("Gather", ("x", "i"), {"i": np.array([[1], [0], [2]])}, axis=1),
+                            "stepping evenly"),
     "gather_out_of_range": (one_node("Gather", ("x", "i"), {"i": np.array(4)}, axis=1), "out of range"),
     "gather_computed_indices": (make_model([node("Relu", ["x"], ["r"]),
                                             helper.make_node("Gather", ["x", "r"], ["y"], name="n1")],
@@ -137,6 +153,42 @@ def test_import_errors(name):
         clnn.load(proto.SerializeToString())
     assert "'n1'" in str(caught.value)
     assert message in str(caught.value)
+
+
+# folding of the ops that torch computes constants with --------------------------------------
+
+FOLDS = {
+    "pow_float": ("Pow", [np.abs(F), np.float32(0.5)], {}, 17),
+    "pow_int_exponent": ("Pow", [F, ints(2, 3, 1)], {}, 15),
+    "pow_int": ("Pow", [INTS, np.int64(3)], {}, 17),
+    "scatter_nd_rows": ("ScatterND", [np.zeros((4, 3), np.float32), np.array([[3], [1]]), F], {}, 13),
+    "scatter_nd_elements": ("ScatterND", [INTS, np.array([[1, 2], [0, 0]]), ints(40, 50)], {}, 11),
+    "scatter_nd_add": ("ScatterND", [F, np.array([[1], [1]]), F], {"reduction": "add"}, 16),
+    "scatter_nd_max": ("ScatterND", [F, np.array([[0, 1]]), np.float32([9.0])], {"reduction": "max"}, 18),
+}
+
+
+@pytest.mark.parametrize("name", list(FOLDS))
+def test_op_folds_like_onnxruntime(name):
+    op, values, attrs, opset = FOLDS[name]
+    inputs = [f"in{i}" for i in range(len(values))]
+    proto = model([node(op, inputs, ["y"], **attrs)], consts=dict(zip(inputs, values)), opset=opset)
+    check(proto, {}, ["Constant"])
+
+
+FOLD_ERRORS = {
+    "pow_negative_int": (broken("Pow", [INTS, np.int64(-1)]), "negative power"),
+    "scatter_nd_out_of_range": (broken("ScatterND", [F, np.array([[2]]), F[:1]]), "out of range"),
+    "scatter_nd_updates_shape": (broken("ScatterND", [F, np.array([[1]]), F]), "do not fit"),
+}
+
+
+@pytest.mark.parametrize("name", list(FOLD_ERRORS))
+def test_fold_errors(name):
+    proto, text = FOLD_ERRORS[name]
+    with pytest.raises(clnn.ModelError) as caught:
+        clnn.load(proto.SerializeToString())
+    assert str(caught.value).startswith("node 'bad' (") and text in str(caught.value)
 
 
 # export -----------------------------------------------------------------------------------
