@@ -17,7 +17,8 @@ A cell's status is one of
 - ``mismatch``: clnn ran, the error is larger;
 - ``refused``: clnn.load raised ModelError (the message says what);
 - ``error``: anything else clnn raised (a bug);
-- ``export-failed``: torch could not export the model (not clnn's doing).
+- ``export-failed``: torch could not export the model (not clnn's doing);
+- ``loaded`` (with ``--load-only``): clnn.load took it; nothing was run.
 
 The table goes to stdout and to ``--out`` (.json and .md). Examples::
 
@@ -105,6 +106,10 @@ MODELS = {
     "timm_mobilevit_xxs": (TIMM, "mobilevit_xxs", {}, 64, None),
     "timm_poolformer_s12": (TIMM, "poolformer_s12", {}, 64, None),
     "timm_vit_tiny_patch16_224": (TIMM, "vit_tiny_patch16_224", {"img_size": 64}, 64, None),
+    "timm_edgenext_xx_small": (TIMM, "edgenext_xx_small", {}, 64, None),
+    "timm_mobilenetv4_conv_small": (TIMM, "mobilenetv4_conv_small", {}, 64, None),
+    "timm_fastvit_t8": (TIMM, "fastvit_t8", {}, 64, None),
+    "timm_levit_128s": (TIMM, "levit_128s", {"img_size": 64}, 64, None),
     "timm_resnet18_features": (TIMM, "resnet18", {"features_only": True}, 64, "list"),
     "timm_efficientnet_b0_features": (TIMM, "efficientnet_b0", {"features_only": True}, 64, "list"),
 }
@@ -238,8 +243,9 @@ def rel_err(actual, expected):
     return float("inf") if np.isnan(diff).any() else float(diff.max() / max(np.abs(expected).max(), 1e-30))
 
 
-def check(path, devices, split, tol):
-    """(status, message, max rel err) of one exported file."""
+def check(path, devices, split, tol, load_only=False):
+    """(status, message, max rel err) of one exported file; ``load_only``:
+    "loaded" where clnn.load takes it, without running it."""
     import onnxruntime
     import clnn
     from clnn.runtime.selector import select
@@ -249,13 +255,15 @@ def check(path, devices, split, tol):
     symbolic = any(not isinstance(d, int) for i in ort.get_inputs() for d in i.shape)
     feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 3 for d in i.shape]).astype(np.float32)
              for i in ort.get_inputs()}
-    expected = ort.run(None, feeds)
     try:
         model = clnn.load(path, batch=3 if symbolic else 1)
     except clnn.ModelError as exc:
         return "refused", str(exc), None
     except Exception as exc:  # a bug: anything but a ModelError
         return "error", f"load: {type(exc).__name__}: {exc}", None
+    if load_only:
+        return "loaded", "", None
+    expected = ort.run(None, feeds)
     try:
         count = len(select(devices))
         shares = [1.0 / count] * count if split else [1.0] + [0.0] * (count - 1)
@@ -279,6 +287,7 @@ def main(argv=None):
     parser.add_argument("--timeout", type=int, default=600, help="seconds per export")
     parser.add_argument("--list", action="store_true", help="print the model names and stop")
     parser.add_argument("--export-only", action="store_true", help="export what is not cached, check nothing")
+    parser.add_argument("--load-only", action="store_true", help="only load with clnn (status loaded or refused)")
     parser.add_argument("--out", default=RESULTS, help="path less .json/.md of the table ('' for none)")
     parser.add_argument("--export-one", nargs=3, metavar=("MODEL", "EXPORTER", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -306,7 +315,7 @@ def main(argv=None):
                 row.update(status="export-failed", message=failed[name, exporter], relerr=None)
             else:
                 status, message, err = check(os.path.join(args.cache, f"{name}-{exporter}.onnx"),
-                                             args.devices, args.split, args.tol)
+                                             args.devices, args.split, args.tol, args.load_only)
                 row.update(status=status, message=message, relerr=err)
             rows.append(row)
             err = "" if row["relerr"] is None else f"{row['relerr']:.2e}"
@@ -319,7 +328,7 @@ def main(argv=None):
 
 
 def _summary(rows, exporters):
-    statuses = ("matched", "mismatch", "refused", "error", "export-failed")
+    statuses = ("matched", "mismatch", "loaded", "refused", "error", "export-failed")
     lines = ["| exporter | " + " | ".join(statuses) + " |", "|---" * (len(statuses) + 1) + "|"]
     for exporter in exporters:
         counts = [sum(r["exporter"] == exporter and r["status"] == s for r in rows) for s in statuses]
