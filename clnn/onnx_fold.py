@@ -729,6 +729,17 @@ def _pow(node):
     return [np.power(x, y.astype(x.dtype)).astype(x.dtype)]
 
 
+def _cumsum(node):
+    data = node.value(0)
+    axis = node.axis(int(node.scalar(1, "axis")), data.ndim)
+    reverse, exclusive = node.attr("reverse", 0), node.attr("exclusive", 0)
+    values = np.flip(data, axis) if reverse else data
+    out = np.cumsum(values, axis=axis, dtype=data.dtype)
+    if exclusive:
+        out = out - values
+    return [np.flip(out, axis) if reverse else out]
+
+
 SCATTER = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
 
 
@@ -780,7 +791,11 @@ EVALUATORS = {
     "Div": _div, "Mod": _mod, "Neg": _elementwise(np.negative), "Abs": _elementwise(np.abs),
     "Floor": _elementwise(np.floor), "Ceil": _elementwise(np.ceil), "Sqrt": _elementwise(np.sqrt),
     "Reciprocal": _elementwise(np.reciprocal), "Pow": _pow,
-    "ScatterND": _scatter_nd,
+    "ScatterND": _scatter_nd, "CumSum": _cumsum,
+    # float functions of constants (positional encodings): numpy's float32 results may differ from
+    # onnxruntime's in the last bit
+    "Exp": _elementwise(np.exp), "Log": _elementwise(np.log), "Sin": _elementwise(np.sin),
+    "Cos": _elementwise(np.cos),
     "Min": _variadic(np.minimum), "Max": _variadic(np.maximum),
     "Equal": _compare(np.equal), "Greater": _compare(np.greater), "Less": _compare(np.less),
     "GreaterOrEqual": _compare(np.greater_equal), "LessOrEqual": _compare(np.less_equal),

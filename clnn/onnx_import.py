@@ -171,17 +171,10 @@ class _Node:
         return self.has(index) and self.importer.resolve(self.proto.input[index]) in self.importer.constants
 
     def tensor(self, index):
-        """The clnn tensor that input ``index`` reads."""
-        name = self._source(index)
-        if name in self.importer.constants:
-            self.fail(f"input {index} ({name!r}) is a constant; clnn needs a tensor computed from the "
-                      "model inputs here")
-        return name
-
-    def tensor_or_constant(self, index):
-        """The clnn tensor that input ``index`` reads, where a constant input
-        becomes the output of a Constant layer (for ops that take only
-        tensors, such as Concat; a ViT's class token is one)."""
+        """The clnn tensor that input ``index`` reads. A constant input
+        (float) becomes the output of a Constant layer, for an op that clnn
+        computes from tensors only: a ViT's class token before a Concat,
+        EdgeNeXt's positional encoding into a Conv."""
         name = self._source(index)
         if name in self.importer.constants and name not in self.importer.dims:
             value = self.importer.value(name)

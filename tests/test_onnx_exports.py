@@ -4,7 +4,8 @@ torch) and checked against onnxruntime: a constant concatenated before a
 tensor (a ViT's class token), Gather of a constant index (the class token
 taken back out, q, k and v taken from one tensor, dynamo's as_strided),
 casts to float32, Swin's attention mask (ScatterND and Pow of constants,
-folded); their refusals. benchmarks/torch_exports.py runs the real exports."""
+folded), EdgeNeXt's positional encoding (CumSum, Sin, Cos of constants,
+folded, into a Conv) and its Expand of a tensor; their refusals. benchmarks/torch_exports.py runs the real exports."""
 
 import numpy as np
 import onnx
@@ -12,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import clnn
-from clnn.ops import Constant, Gather
+from clnn.ops import Constant, Expand, Gather
 
 from helpers import rand, rel_err
 from test_onnx import TOL, assert_matches, check_import, make_model, node, run_clnn, run_ort
@@ -94,6 +95,28 @@ def swin_mask(rng, opset):
     return make_model(nodes, {"x": (2, 3, 4, 4)}, consts, opset=opset), {"x": rand(rng, (2, 3, 4, 4))}
 
 
+def positional_encoding(rng, opset):
+    """EdgeNeXt's positional encoding, computed from constants (CumSum of
+    ones, Sin, Cos, Exp, Log: folded), projected by a Conv of that constant
+    input and added to the features."""
+    ones = onnx.numpy_helper.from_array(np.ones(1, np.float32))
+    consts = {"shape": ints(1, 1, 3, 5), "axis": np.array(3), "w": rand(rng, (4, 3, 1, 1), 0.3)}
+    nodes = [node("ConstantOfShape", ["shape"], ["o"], value=ones), node("CumSum", ["o", "axis"], ["p"]),
+             node("CumSum", ["o", "axis"], ["q"], exclusive=1, reverse=1), node("Sin", ["p"], ["s"]),
+             node("Cos", ["q"], ["c"]), node("Exp", ["s"], ["e"]), node("Log", ["p"], ["l"]),
+             node("Concat", ["e", "c", "l"], ["enc"], axis=1), node("Conv", ["enc", "w"], ["proj"]),
+             node("Add", ["x", "proj"])]
+    return make_model(nodes, {"x": (2, 4, 3, 5)}, consts, opset=opset), {"x": rand(rng, (2, 4, 3, 5))}
+
+
+def expand(shape, target):
+    def build(rng, opset):
+        proto = make_model([node("Relu", ["x"], ["r"]), node("Expand", ["r", "s"])], {"x": shape},
+                           {"s": ints(*target)}, opset=opset)
+        return proto, {"x": rand(rng, shape)}
+    return build
+
+
 CASES = {
     "class_token": class_token,
     "class_token_batch_varies": lambda rng, opset: class_token(rng, opset, batch_varies=True),
@@ -108,8 +131,13 @@ CASES = {
     "qkv": qkv,
     "cast": cast,
     "swin_mask": swin_mask,
+    "positional_encoding": positional_encoding,
+    "expand_channels": expand((2, 1, 5), (2, 3, 5)),
+    "expand_rank": expand((3, 1), (2, 1, 3, 4)),
+    "expand_batch_rows": expand((1, 3, 1, 4), (2, 1, 5, 1)),
 }
-CASE_OPSETS = {"swin_mask": (13, 18),"gather_scalar_rows": (11, 13), "cast": (13, 19, 21), "class_token": (11, 17)}
+CASE_OPSETS = {"swin_mask": (13, 18), "positional_encoding": (11, 17), "gather_scalar_rows": (11, 13),
+               "cast": (13, 19, 21), "class_token": (11, 17)}
 IMPORT_CASES = [(name, opset) for name in CASES for opset in CASE_OPSETS.get(name, (17,))]
 
 
@@ -142,6 +170,7 @@ ERRORS = {
                                             helper.make_node("Gather", ["x", "r"], ["y"], name="n1")],
                                            {"x": (2, 4)}), "does not take"),
     "cast_to_int": (one_node("Cast", to=TensorProto.INT64), "int64"),
+    "expand_mismatch": (one_node("Expand", ("x", "s"), {"s": ints(3, 4, 6)}), "cannot expand [2, 4, 6] to [3, 4, 6]"),
     "concat_int_constant": (one_node("Concat", ("x", "c"), {"c": np.ones((2, 1, 6), np.int64)}, axis=1), "int64"),
 }
 
@@ -164,6 +193,8 @@ FOLDS = {
     "scatter_nd_rows": ("ScatterND", [np.zeros((4, 3), np.float32), np.array([[3], [1]]), F], {}, 13),
     "scatter_nd_elements": ("ScatterND", [INTS, np.array([[1, 2], [0, 0]]), ints(40, 50)], {}, 11),
     "scatter_nd_add": ("ScatterND", [F, np.array([[1], [1]]), F], {"reduction": "add"}, 16),
+    "cumsum": ("CumSum", [F, np.int64(1)], {}, 14),
+    "cumsum_exclusive_reverse": ("CumSum", [INTS, np.int32(-2)], {"exclusive": 1, "reverse": 1}, 11),
     "scatter_nd_max": ("ScatterND", [F, np.array([[0, 1]]), np.float32([9.0])], {"reduction": "max"}, 18),
 }
 
@@ -196,7 +227,7 @@ def test_fold_errors(name):
 @pytest.mark.parametrize("opset", (11, 17))
 def test_export_round_trip(opset, devices, rng):
     layers = [Constant("c", rand(rng, (2, 1, 4))), clnn.ops.Concat("cat", ["c", "x"], 1),
-              Gather("g", "cat", 1, 2, drop=True), Gather("y", "g", 1, 3, -2, 2)]
+              Gather("g", "cat", 1, 2, drop=True), Gather("e", "g", 1, 3, -2, 2), Expand("y", "e", (3, 1, 1))]
     model = clnn.Model({"x": (2, 3, 4)}, layers, ["y", "cat"])
     feeds = {"x": rand(rng, (2, 3, 4))}
     proto = model.to_onnx(opset=opset)

@@ -143,7 +143,7 @@ class Concat(Layer):
 
 
 def _from_onnx(node):
-    tensors = [node.tensor_or_constant(i) for i in range(len(node.proto.input))]
+    tensors = [node.tensor(i) for i in range(len(node.proto.input))]
     ranks = {len(node.shape(t)) for t in tensors}
     if len(ranks) > 1:
         node.fail(f"inputs of different ranks {sorted(ranks)}")
