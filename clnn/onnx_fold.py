@@ -740,6 +740,14 @@ def _cumsum(node):
     return [np.flip(out, axis) if reverse else out]
 
 
+def _clip(node):
+    x = node.value(0)
+    low = node.scalar(1, "min") if node.has(1) else None
+    high = node.scalar(2, "max") if node.has(2) else None
+    out = x if low is None else np.maximum(x, low)
+    return [(out if high is None else np.minimum(out, high)).astype(x.dtype)]
+
+
 SCATTER = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
 
 
@@ -791,7 +799,7 @@ EVALUATORS = {
     "Div": _div, "Mod": _mod, "Neg": _elementwise(np.negative), "Abs": _elementwise(np.abs),
     "Floor": _elementwise(np.floor), "Ceil": _elementwise(np.ceil), "Sqrt": _elementwise(np.sqrt),
     "Reciprocal": _elementwise(np.reciprocal), "Pow": _pow,
-    "ScatterND": _scatter_nd, "CumSum": _cumsum,
+    "ScatterND": _scatter_nd, "CumSum": _cumsum, "Clip": _clip,
     # float functions of constants (positional encodings): numpy's float32 results may differ from
     # onnxruntime's in the last bit
     "Exp": _elementwise(np.exp), "Log": _elementwise(np.log), "Sin": _elementwise(np.sin),
