@@ -721,6 +721,63 @@ def _mod(node):
     return [(np.fmod(a, b) if fmod else np.mod(a, b)).astype(a.dtype)]
 
 
+def _pow(node):
+    """x ** y in x's type (y may be of another numeric type, as since opset 12)."""
+    x, y = node.broadcast_values()
+    if x.dtype.kind != "f" and np.any(y < 0):
+        node.fail("an integer base to a negative power")
+    return [np.power(x, y.astype(x.dtype)).astype(x.dtype)]
+
+
+def _cumsum(node):
+    data = node.value(0)
+    axis = node.axis(int(node.scalar(1, "axis")), data.ndim)
+    reverse, exclusive = node.attr("reverse", 0), node.attr("exclusive", 0)
+    values = np.flip(data, axis) if reverse else data
+    out = np.cumsum(values, axis=axis, dtype=data.dtype)
+    if exclusive:
+        out = out - values
+    return [np.flip(out, axis) if reverse else out]
+
+
+def _clip(node):
+    x = node.value(0)
+    low = node.scalar(1, "min") if node.has(1) else None
+    high = node.scalar(2, "max") if node.has(2) else None
+    out = x if low is None else np.maximum(x, low)
+    return [(out if high is None else np.minimum(out, high)).astype(x.dtype)]
+
+
+SCATTER = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter_nd(node):
+    """data with the slices that indices' last axis points at replaced by (or
+    reduced with) updates; Swin's attention mask is built this way."""
+    data, indices, updates = node.values()
+    reduction = node.attr("reduction", "none")
+    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    if reduction != "none" and reduction not in SCATTER:
+        node.fail(f"reduction {reduction!r} is not none, add, mul, max or min")
+    depth = indices.shape[-1] if indices.ndim else 0
+    if indices.dtype.kind not in "iu" or indices.ndim < 1 or depth > data.ndim:
+        node.fail(f"indices of shape {list(indices.shape)} do not index a {list(data.shape)} tensor")
+    if updates.shape != indices.shape[:-1] + data.shape[depth:]:
+        node.fail(f"updates of shape {list(updates.shape)} do not fit indices {list(indices.shape)} into "
+                  f"{list(data.shape)}")
+    where = indices.reshape(-1, depth).astype(np.int64)
+    bounds = np.array(data.shape[:depth], np.int64)
+    if where.size and (np.any(where < -bounds) or np.any(where >= bounds)):
+        node.fail(f"indices are out of range for {list(data.shape)}")
+    where = tuple(np.where(where < 0, where + bounds, where).T)
+    out, rows = data.copy(), updates.reshape((-1,) + data.shape[depth:]).astype(data.dtype)
+    if reduction == "none":
+        out[where] = rows
+    else:
+        SCATTER[reduction].at(out, where, rows)
+    return [out]
+
+
 def _variadic(function):
     def evaluate(node):
         values = node.broadcast_values()
@@ -741,7 +798,12 @@ EVALUATORS = {
     "Add": _elementwise(np.add), "Sub": _elementwise(np.subtract), "Mul": _elementwise(np.multiply),
     "Div": _div, "Mod": _mod, "Neg": _elementwise(np.negative), "Abs": _elementwise(np.abs),
     "Floor": _elementwise(np.floor), "Ceil": _elementwise(np.ceil), "Sqrt": _elementwise(np.sqrt),
-    "Reciprocal": _elementwise(np.reciprocal),
+    "Reciprocal": _elementwise(np.reciprocal), "Pow": _pow,
+    "ScatterND": _scatter_nd, "CumSum": _cumsum, "Clip": _clip,
+    # float functions of constants (positional encodings): numpy's float32 results may differ from
+    # onnxruntime's in the last bit
+    "Exp": _elementwise(np.exp), "Log": _elementwise(np.log), "Sin": _elementwise(np.sin),
+    "Cos": _elementwise(np.cos),
     "Min": _variadic(np.minimum), "Max": _variadic(np.maximum),
     "Equal": _compare(np.equal), "Greater": _compare(np.greater), "Less": _compare(np.less),
     "GreaterOrEqual": _compare(np.greater_equal), "LessOrEqual": _compare(np.less_equal),

@@ -29,7 +29,7 @@ from .onnx_common import DEFAULT_DOMAINS, OLDEST_OPSET, REVIEWED_OPSET, require_
 from .onnx_fold import fold
 from .onnx_patterns import rewrite
 from .onnx_types import check_types
-from .ops import Activation, Layer, registry
+from .ops import Activation, Constant, Layer, registry
 
 
 def load(model, batch=1, fuse=True):
@@ -171,12 +171,23 @@ class _Node:
         return self.has(index) and self.importer.resolve(self.proto.input[index]) in self.importer.constants
 
     def tensor(self, index):
-        """The clnn tensor that input ``index`` reads."""
+        """The clnn tensor that input ``index`` reads. A constant input
+        (float) becomes the output of a Constant layer, for an op that clnn
+        computes from tensors only: a ViT's class token before a Concat,
+        EdgeNeXt's positional encoding into a Conv."""
         name = self._source(index)
-        if name in self.importer.constants:
-            self.fail(f"input {index} ({name!r}) is a constant; clnn needs a tensor computed from the "
-                      "model inputs here")
+        if name in self.importer.constants and name not in self.importer.dims:
+            value = self.importer.value(name)
+            if value.dtype.kind != "f":
+                self.fail(f"input {index} ({name!r}) is a {value.dtype} constant; clnn computes float32 tensors")
+            self.add_layer(Constant(name, value))
         return name
+
+    def add_layer(self, layer):
+        """Add a layer computing a part of this node (before the layer the
+        converter returns); its output's name."""
+        self.importer.add(layer)
+        return layer.name
 
     def constant(self, index, what):
         """The numpy value of input ``index``, which must be a constant."""
@@ -334,7 +345,7 @@ class _Importer:
             self._read_by(proto)
             for name, value in zip(proto.output, results):
                 if isinstance(value, Layer):
-                    self._add(value)
+                    self.add(value)
                 elif isinstance(value, np.ndarray):
                     self.constants[name] = value
                 elif value is not None:
@@ -363,7 +374,7 @@ class _Importer:
         if since > REVIEWED_OPSET:
             node.fail(f"{node.op} changed in opset {since}; clnn follows its changes up to opset {REVIEWED_OPSET}")
 
-    def _add(self, layer):
+    def add(self, layer):
         self.dims[layer.name] = layer.bind([self.dims[t] for t in layer.inputs])
         self.layers.append(layer)
 
@@ -381,7 +392,7 @@ class _Importer:
         if source == name:
             return
         if source in self.inputs or source in outputs:
-            self._add(Activation(name, source, None))
+            self.add(Activation(name, source, None))
         else:
             self._rename(source, name)
 
@@ -411,6 +422,18 @@ def _dropout(node):
     return _identity(node)
 
 
+def _cast(node):
+    """A cast of a tensor to float32 (the type of every tensor clnn
+    computes) is the tensor; constants' casts are folded before import."""
+    node.ignore("saturate", "round_mode")    # they change casts to 8-bit floats only
+    to = node.attr("to")
+    if to != node.importer.onnx.TensorProto.FLOAT:
+        names = node.importer.onnx.TensorProto.DataType
+        node.fail(f"a cast to {names.Name(to).lower() if to in names.values() else to}; clnn computes float32 "
+                  "tensors only")
+    return node.constant(0, "the input").astype(np.float32) if node.is_constant(0) else node.tensor(0)
+
+
 def _constant(node):
     for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
         if key in node.attrs:
@@ -421,7 +444,7 @@ def _constant(node):
     node.fail("only tensor, float and int constants are supported")
 
 
-GRAPH_CONVERTERS = {"Identity": _identity, "Dropout": _dropout, "Constant": _constant}
+GRAPH_CONVERTERS = {"Identity": _identity, "Dropout": _dropout, "Constant": _constant, "Cast": _cast}
 
 
 def converters():

@@ -174,6 +174,61 @@ EXCLUDED = _reasons({
     # clnn computes outputs from inputs; a graph of constants is folded away
     "a graph without inputs": "test_constant",
     "opsets below 11": "test_upsample_nearest",
+    # a Cast of a float32 tensor to float32 is the tensor; casts to or from other types are refused by type
+    "casts between other element types": """
+        test_cast_BFLOAT16_to_FLOAT test_cast_DOUBLE_to_FLOAT test_cast_DOUBLE_to_FLOAT16
+        test_cast_FLOAT16_to_DOUBLE test_cast_FLOAT16_to_FLOAT test_cast_FLOAT16_to_FLOAT4E2M1
+        test_cast_FLOAT16_to_FLOAT8E4M3FN test_cast_FLOAT16_to_FLOAT8E4M3FNUZ test_cast_FLOAT16_to_FLOAT8E5M2
+        test_cast_FLOAT16_to_FLOAT8E5M2FNUZ test_cast_FLOAT16_to_INT2 test_cast_FLOAT16_to_INT4
+        test_cast_FLOAT16_to_UINT2 test_cast_FLOAT16_to_UINT4 test_cast_FLOAT4E2M1_to_FLOAT
+        test_cast_FLOAT4E2M1_to_FLOAT16 test_cast_FLOAT8E4M3FNUZ_to_FLOAT test_cast_FLOAT8E4M3FNUZ_to_FLOAT16
+        test_cast_FLOAT8E4M3FN_to_FLOAT test_cast_FLOAT8E4M3FN_to_FLOAT16 test_cast_FLOAT8E5M2FNUZ_to_FLOAT
+        test_cast_FLOAT8E5M2FNUZ_to_FLOAT16 test_cast_FLOAT8E5M2_to_FLOAT test_cast_FLOAT8E5M2_to_FLOAT16
+        test_cast_FLOAT_to_BFLOAT16 test_cast_FLOAT_to_DOUBLE test_cast_FLOAT_to_FLOAT16
+        test_cast_FLOAT_to_FLOAT4E2M1 test_cast_FLOAT_to_FLOAT8E4M3FN test_cast_FLOAT_to_FLOAT8E4M3FNUZ
+        test_cast_FLOAT_to_FLOAT8E5M2 test_cast_FLOAT_to_FLOAT8E5M2FNUZ test_cast_FLOAT_to_INT2
+        test_cast_FLOAT_to_INT4 test_cast_FLOAT_to_UINT2 test_cast_FLOAT_to_UINT4 test_cast_INT2_to_FLOAT
+        test_cast_INT2_to_FLOAT16 test_cast_INT2_to_INT8 test_cast_INT4_to_FLOAT test_cast_INT4_to_FLOAT16
+        test_cast_INT4_to_INT8 test_cast_UINT2_to_FLOAT test_cast_UINT2_to_FLOAT16 test_cast_UINT2_to_UINT8
+        test_cast_UINT4_to_FLOAT test_cast_UINT4_to_FLOAT16 test_cast_UINT4_to_UINT8
+        test_cast_e8m0_FLOAT16_to_FLOAT8E8M0 test_cast_e8m0_FLOAT8E8M0_to_FLOAT
+        test_cast_e8m0_FLOAT8E8M0_to_FLOAT16 test_cast_e8m0_FLOAT_to_FLOAT8E8M0
+        test_cast_no_saturate_FLOAT16_to_FLOAT8E4M3FN test_cast_no_saturate_FLOAT16_to_FLOAT8E4M3FNUZ
+        test_cast_no_saturate_FLOAT16_to_FLOAT8E5M2 test_cast_no_saturate_FLOAT16_to_FLOAT8E5M2FNUZ
+        test_cast_no_saturate_FLOAT_to_FLOAT8E4M3FN test_cast_no_saturate_FLOAT_to_FLOAT8E4M3FNUZ
+        test_cast_no_saturate_FLOAT_to_FLOAT8E5M2 test_cast_no_saturate_FLOAT_to_FLOAT8E5M2FNUZ
+        test_castlike_BFLOAT16_to_FLOAT_expanded test_castlike_DOUBLE_to_FLOAT16_expanded
+        test_castlike_DOUBLE_to_FLOAT_expanded test_castlike_FLOAT16_to_DOUBLE_expanded
+        test_castlike_FLOAT16_to_FLOAT4E2M1_expanded test_castlike_FLOAT16_to_FLOAT8E4M3FNUZ_expanded
+        test_castlike_FLOAT16_to_FLOAT8E4M3FN_expanded test_castlike_FLOAT16_to_FLOAT8E5M2FNUZ_expanded
+        test_castlike_FLOAT16_to_FLOAT8E5M2_expanded test_castlike_FLOAT16_to_FLOAT_expanded
+        test_castlike_FLOAT16_to_INT2_expanded test_castlike_FLOAT16_to_INT4_expanded
+        test_castlike_FLOAT16_to_UINT2_expanded test_castlike_FLOAT16_to_UINT4_expanded
+        test_castlike_FLOAT4E2M1_to_FLOAT16_expanded test_castlike_FLOAT4E2M1_to_FLOAT_expanded
+        test_castlike_FLOAT8E4M3FNUZ_to_FLOAT16_expanded test_castlike_FLOAT8E4M3FNUZ_to_FLOAT_expanded
+        test_castlike_FLOAT8E4M3FN_to_FLOAT16_expanded test_castlike_FLOAT8E4M3FN_to_FLOAT_expanded
+        test_castlike_FLOAT8E5M2FNUZ_to_FLOAT16_expanded test_castlike_FLOAT8E5M2FNUZ_to_FLOAT_expanded
+        test_castlike_FLOAT8E5M2_to_FLOAT16_expanded test_castlike_FLOAT8E5M2_to_FLOAT_expanded
+        test_castlike_FLOAT_to_BFLOAT16_expanded test_castlike_FLOAT_to_DOUBLE_expanded
+        test_castlike_FLOAT_to_FLOAT16_expanded test_castlike_FLOAT_to_FLOAT4E2M1_expanded
+        test_castlike_FLOAT_to_FLOAT8E4M3FNUZ_expanded test_castlike_FLOAT_to_FLOAT8E4M3FN_expanded
+        test_castlike_FLOAT_to_FLOAT8E5M2FNUZ_expanded test_castlike_FLOAT_to_FLOAT8E5M2_expanded
+        test_castlike_FLOAT_to_INT2_expanded test_castlike_FLOAT_to_INT4_expanded
+        test_castlike_FLOAT_to_UINT2_expanded test_castlike_FLOAT_to_UINT4_expanded
+        test_castlike_INT2_to_FLOAT16_expanded test_castlike_INT2_to_FLOAT_expanded
+        test_castlike_INT2_to_INT8_expanded test_castlike_INT4_to_FLOAT16_expanded
+        test_castlike_INT4_to_FLOAT_expanded test_castlike_INT4_to_INT8_expanded
+        test_castlike_UINT2_to_FLOAT16_expanded test_castlike_UINT2_to_FLOAT_expanded
+        test_castlike_UINT2_to_UINT8_expanded test_castlike_UINT4_to_FLOAT16_expanded
+        test_castlike_UINT4_to_FLOAT_expanded test_castlike_UINT4_to_UINT8_expanded
+        test_castlike_no_saturate_FLOAT16_to_FLOAT8E4M3FNUZ_expanded
+        test_castlike_no_saturate_FLOAT16_to_FLOAT8E4M3FN_expanded
+        test_castlike_no_saturate_FLOAT16_to_FLOAT8E5M2FNUZ_expanded
+        test_castlike_no_saturate_FLOAT16_to_FLOAT8E5M2_expanded
+        test_castlike_no_saturate_FLOAT_to_FLOAT8E4M3FNUZ_expanded
+        test_castlike_no_saturate_FLOAT_to_FLOAT8E4M3FN_expanded
+        test_castlike_no_saturate_FLOAT_to_FLOAT8E5M2FNUZ_expanded
+        test_castlike_no_saturate_FLOAT_to_FLOAT8E5M2_expanded""",
     "3-D windows (clnn runs 1-D and 2-D convolutions and pools)": """
         test_convtranspose_3d test_averagepool_3d_default test_averagepool_3d_dilations_small
         test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False
@@ -203,6 +258,7 @@ NOT_YET = _reasons({
     "Gemm's full C": "test_gemm_default_matrix_bias",
     "Reshape's allowzero with a 0": "test_reshape_allowzero_reordered",
     "AveragePool's dilations": "test_averagepool_2d_dilations",
+    "Gather of indices that do not step evenly": "test_gather_0 test_gather_1 test_gather_negative_indices",
 })
 
 
