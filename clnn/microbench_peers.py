@@ -17,6 +17,7 @@ node times on the CPU, CUDA events around the op for torch, the wall time of
 a run with device-bound inputs for onnxruntime's CUDA provider.
 """
 
+import itertools
 import json
 import tempfile
 import time
@@ -453,6 +454,130 @@ def _torch_binary(torch, layer, const):
     return binary
 
 
+def _torch_conv_transpose2d(torch, layer, const):
+    """torch's own padding and output padding where they give the layer's
+    geometry; else the full output cropped (or extended) to it, then the
+    bias, which the extension holds too."""
+    F, act = torch.nn.functional, _torch_activation(torch, layer.activation)
+    one_d = len(layer.in_dims[0]) == 3
+    weight, bias = const(layer.weight), None if layer.bias is None else const(layer.bias.reshape(-1, 1, 1))
+    (kh, kw), (sh, sw), (dh, dw) = layer.weight.shape[2:], layer.stride, layer.dilation
+    (top, height), (left, width) = layer.geometry
+    sizes = layer.in_dims[0][2:] + ((1,) if one_d else ())
+    full = [(n - 1) * s + (k - 1) * d + 1 for n, s, k, d in zip(sizes, (sh, sw), (kh, kw), (dh, dw))]
+    extra = [out - (f - 2 * pad) for out, f, pad in zip((height, width), full, (top, left))]
+    native = top >= 0 and left >= 0 and all(0 <= e < max(s, d) for e, s, d in zip(extra, (sh, sw), (dh, dw)))
+
+    def conv_transpose(x):
+        x = x.unsqueeze(-1) if one_d else x
+        if native:
+            y = F.conv_transpose2d(x, weight, None, layer.stride, (top, left), tuple(extra), layer.groups,
+                                   layer.dilation)
+        else:   # negative pads of F.pad crop
+            y = F.conv_transpose2d(x, weight, None, layer.stride, 0, 0, layer.groups, layer.dilation)
+            y = F.pad(y, (-left, left + width - full[1], -top, top + height - full[0]))
+        y = act(y if bias is None else y + bias)
+        return y.squeeze(-1) if one_d else y
+    return conv_transpose
+
+
+def _torch_instance_norm(torch, layer, const):
+    scale, bias = const(layer.scale), const(layer.bias)
+    return lambda x: torch.nn.functional.instance_norm(x, weight=scale, bias=bias, eps=layer.epsilon)
+
+
+# F.pad's name of each of clnn's pad modes other than constant
+_TORCH_PAD_MODES = {"edge": "replicate", "reflect": "reflect", "wrap": "circular"}
+
+
+def _torch_pad(torch, layer, const):
+    """Constant pads (negative ones crop) in one F.pad; the other modes crop
+    first, then pad the trailing dims from the first padded one on, which
+    F.pad takes for at most three dims, with one or two dims before them."""
+    F, dims, pads = torch.nn.functional, layer.in_dims[0], layer.pads
+    rank = len(dims)
+    if layer.mode == "constant":
+        flat = tuple(p for k in reversed(range(rank)) for p in (pads[k], pads[rank + k]))   # last dim first
+        return lambda x: F.pad(x, flat, value=layer.value)
+    windows = [layer._window(k) for k in range(rank)]
+    crop = tuple(slice(low, low + length) for low, length, _ in windows)
+    widths = [(before, out - before - length) for (_, length, before), out in zip(windows, layer.out_dims)]
+    padded = [k for k in range(rank) if widths[k] != (0, 0)]
+    first = padded[0] if padded else rank
+    if rank - first > 3:
+        raise Unavailable(f"no torch pad in {layer.mode} mode over {rank - first} trailing dims (F.pad takes 3)")
+    if layer.mode == "wrap" and any(max(w) > length for w, (_, length, _) in zip(widths, windows)):
+        raise Unavailable(f"no torch pad wrapping around more than once ({layer.pads} of {list(dims)})")
+    flat = tuple(p for k in reversed(range(first, rank)) for p in widths[k])
+    inner = tuple(length for _, length, _ in windows[first:])
+    outer = tuple(layer.out_dims)
+    mode = _TORCH_PAD_MODES[layer.mode]
+
+    def pad(x):
+        x = x[crop]
+        if not flat:
+            return x.contiguous()
+        if first not in (1, 2):   # F.pad wants one or two dims before the padded ones
+            x = x.reshape((-1,) + inner)
+        return F.pad(x, flat, mode=mode).reshape(outer)
+    return pad
+
+
+def _torch_space_to_depth(torch, layer, const):
+    """torch's pixel_unshuffle is the CRD order; DCR permutes the blocked
+    input as the layer does."""
+    b = layer.blocksize
+    if layer.mode == "CRD":
+        return lambda x: torch.nn.functional.pixel_unshuffle(x, b)
+    perm, blocked, out = layer.PERMS["DCR"], layer._blocked(), tuple(layer.out_dims)
+    return lambda x: x.reshape(blocked).permute(perm).reshape(out)
+
+
+def _torch_transpose(torch, layer, const):
+    return lambda x: x.permute(layer.order).contiguous()   # the copy, as clnn's
+
+
+def _torch_resize(torch, layer, const):
+    """F.interpolate in the first of its modes that reads the same input
+    positions with the same weights as the layer on each axis (found on
+    the identity: interpolating it gives the weights), given the output
+    size or the scales; Unavailable where none does."""
+    F, spatial = torch.nn.functional, len(layer.scales)
+    sizes = tuple(layer.out_dims[2:])
+    candidates = [("nearest", None), ("nearest-exact", None)] if layer.mode == "nearest" else \
+        [("linear", False), ("linear", True)]
+    for (mode, corners), by_size in itertools.product(candidates, (True, False)):
+        call = {"size": sizes} if by_size else {"scale_factor": layer.scales, "recompute_scale_factor": False}
+        if corners is not None:
+            call["align_corners"] = corners
+        if all(_resize_weights_match(torch, F, mode, call, k, table, layer.in_dims[0][2 + k], sizes[k])
+               for k, table in enumerate(layer.tables[:spatial])):
+            mode = {1: mode, 2: "bilinear"}[spatial] if mode == "linear" else mode
+            return lambda x: F.interpolate(x, mode=mode, **call)
+    raise Unavailable(f"no torch interpolation for a {layer.mode} Resize with {layer.coordinate_mode} coordinates"
+                      + (f" and {layer.nearest_mode} rounding" if layer.mode == "nearest" else "")
+                      + f" by {list(layer.scales)}")
+
+
+def _resize_weights_match(torch, F, mode, call, axis, table, in_len, out_len):
+    """Whether F.interpolate(mode, **call) along ``axis`` gives the weights
+    of the layer's (index, weight) ``table`` for that axis."""
+    index, weight = table
+    if (index < 0).any():   # tf_crop_and_resize's extrapolated positions: torch has none
+        return False
+    expected = np.zeros((in_len, out_len))
+    for k in range(2):
+        np.add.at(expected, (index[:, k], np.arange(out_len)), weight[:, k])
+    one_axis = {key: (value[axis] if isinstance(value, tuple) else value) for key, value in call.items()}
+    try:
+        found = F.interpolate(torch.eye(in_len, dtype=torch.float64)[None], mode=mode, **one_axis)[0].numpy()
+    except (RuntimeError, ValueError):
+        return False
+    return found.shape == expected.shape and np.allclose(found, expected, rtol=0, atol=1e-6)
+
+
 _TORCH_BUILDERS = {"Conv2d": _torch_conv2d, "Dense": _torch_dense, "Pool": _torch_pool, "LRN": _torch_lrn,
                    "Concat": _torch_concat, "Softmax": _torch_softmax, "Activation": _torch_activation_layer,
-                   "ScaleShift": _torch_scaleshift, "Binary": _torch_binary}
+                   "ScaleShift": _torch_scaleshift, "Binary": _torch_binary, "ConvTranspose2d": _torch_conv_transpose2d,
+                   "InstanceNorm": _torch_instance_norm, "Pad": _torch_pad, "SpaceToDepth": _torch_space_to_depth,
+                   "Transpose": _torch_transpose, "Resize": _torch_resize}
