@@ -61,7 +61,7 @@ def main(argv=None):
     parser.add_argument("--devices", default=None, help="device selector (default: CLNN_DEVICES or all)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per layer and device (default 10)")
     parser.add_argument("--tune", default="", help="kernel tuning parameters, e.g. conv.gpu.TM=128,conv.gpu.TN=128,"
-                        "conv.cpu.PB=64")
+                        "conv.cpu.PBNB=32")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     try:

@@ -17,12 +17,12 @@ def rel_err(actual, expected):
     return np.inf if np.isnan(diff).any() else diff.max() / scale
 
 
-def run(model, feeds, plan, devices, grouping=None, memory=None, kind=None):
+def run(model, feeds, plan, devices, grouping=None, memory=None, kind=None, vector_width=8):
     """Outputs of one poisoned run of ``model`` under ``plan``; ``kind``
     ("cpu" or "gpu") runs the kernels tuned for that kind whatever the
-    device."""
-    targets = {d.id: Target(kind, d.compute_units, d.local_mem_size, d.max_work_group_size)
-               for d in devices} if kind else None
+    device, CPU kernels on vectors of ``vector_width`` floats."""
+    targets = {d.id: Target(kind, d.compute_units, d.local_mem_size, d.max_work_group_size,
+                            vector_width=vector_width) for d in devices} if kind else None
     executor = Executor(model, plan, devices, grouping=grouping, memory=memory, targets=targets, share_memory=False)
     executor.poison()
     return executor.run(feeds)

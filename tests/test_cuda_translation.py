@@ -8,7 +8,7 @@ import pytest
 import clnn
 from clnn.box import Box
 from clnn.cuda import nvrtc
-from clnn.ops import LRN, Conv2d, Dense
+from clnn.ops import LRN, Conv2d, Dense, Pool
 from clnn.ops import Target
 from clnn import sources
 
@@ -24,12 +24,16 @@ def nvrtc_major():
 
 def _layer_builds():
     """(source, options) of every launch that the layers with build options
-    make, for CPU and GPU targets: a convolution, a grouped one, dense
-    layers at a GEMV batch and at a GEMM batch, and LRN (window and beta
-    built in)."""
+    make, for CPU and GPU targets: convolutions (Winograd's in 4x4 and in
+    2x2 tiles on CPUs), a strided one (an implicit GEMM on CPUs), a grouped
+    one, dense layers at a GEMV batch and at a GEMM batch, a pool (window
+    built in on CPUs) and LRN (window and beta built in)."""
     rng = np.random.default_rng(0)
     layers = [
         (Conv2d("conv", "x", rng.standard_normal((8, 4, 3, 3))), (2, 4, 9, 9)),
+        (Conv2d("conv_small", "x", rng.standard_normal((8, 4, 3, 3)), pads=1), (1, 4, 7, 7)),
+        (Conv2d("conv_s2", "x", rng.standard_normal((8, 4, 3, 3)), stride=2), (2, 4, 9, 9)),
+        (Pool("pool", "x", "max", kernel=3, stride=2), (1, 4, 9, 9)),
         (Conv2d("dw", "x", rng.standard_normal((8, 1, 3, 3)), groups=4), (2, 4, 9, 9)),
         (Dense("fc", "x", rng.standard_normal((8, 16))), (1, 16)),
         (Dense("fc", "x", rng.standard_normal((8, 16))), (64, 16)),

@@ -90,11 +90,13 @@ class Target:
     local_mem: int = 32768
     max_work_group: int = 256
     tuning: tuple = ()
+    vector_width: int = 8       # floats per vector of the CPU kernels: 8 (AVX2) or 16 (AVX-512)
 
     @classmethod
     def of(cls, device, tuning=None):
         return cls("cpu" if device.kind == "cpu" else "gpu", device.compute_units, device.local_mem_size,
-                   device.max_work_group_size, tuple(sorted((tuning or {}).items())))
+                   device.max_work_group_size, tuple(sorted((tuning or {}).items())),
+                   16 if device.native_vector_width >= 16 else 8)
 
     def tuned(self, prefix, defaults):
         """``defaults`` ({name: value}) with the tuning parameters named

@@ -2,7 +2,8 @@
 optional bias, fused activation and fused residual add; ONNX Conv.
 
 Ungrouped convolutions run as an implicit GEMM (``gemm_launch``, which
-Dense shares); grouped and depthwise ones as a direct loop."""
+Dense shares), on CPUs 3x3 stride-1 ones as Winograd (conv_cpu.py);
+grouped and depthwise ones as a direct loop."""
 
 import copy
 
@@ -11,23 +12,19 @@ import numpy as np
 from ..box import Box
 from ..errors import ModelError
 from ..host import page_aligned
+from . import conv_cpu
 from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
                    box_args, ceil_div, grid_launch, onnx_attrs_1d, onnx_spatial_rank, onnx_window, pads4, pair)
 from .registry import OpEntry
 
-# GPU tiles (TM x TN outputs per work-group, RM x RN per work-item) and CPU
-# blocking (MR channels x 16 pixels per micro-kernel, PB panels per
-# work-item, KC rows of im2col packed at a time); see kernels/conv_*.cl.
-# Defaults; a Target's tuning parameters conv.gpu.*, conv.gpu_small.* and
-# conv.cpu.* override them.
+# GPU tiles (TM x TN outputs per work-group, RM x RN per work-item); see
+# kernels/conv_gemm.cl. Defaults; a Target's tuning parameters conv.gpu.* and
+# conv.gpu_small.* override them. CPUs take the kernels of conv_cpu.py.
 GPU_TILES = {"TM": 64, "TN": 64, "TK": 16, "RM": 4, "RN": 4}
 # where 64 x 64 tiles would leave compute units idle (deep layers at batch 1
 # have few pixels), 32 x 32 tiles give four times the work-groups
 GPU_SMALL_TILES = {"TM": 32, "TN": 32, "TK": 16, "RM": 2, "RN": 2}
 GPU_WORK_GROUPS_PER_UNIT = 2
-CPU_BLOCKS = {"MR": 6, "PB": 96, "KC": 256}
-# work-items per CPU core that the panel count per work-item must leave
-CPU_ITEMS_PER_CORE = 4
 
 
 def options(params):
@@ -69,14 +66,7 @@ def ktab(cin, in_h, in_w, kh, kw, dilation=(1, 1)):
 
 def gemm_params(target, flat_weight, bias, table):
     """Weights (M, K) packed as the GEMM kernel for ``target`` reads them."""
-    m = flat_weight.shape[0]
-    if target.kind == "gpu":
-        packed = page_aligned(flat_weight.T)
-    else:
-        mr = target.tuned("conv.cpu", CPU_BLOCKS)["MR"]
-        panels = np.zeros((ceil_div(m, mr) * mr, flat_weight.shape[1]), np.float32)
-        panels[:m] = flat_weight
-        packed = page_aligned(panels.reshape(-1, mr, flat_weight.shape[1]).transpose(0, 2, 1))
+    packed = page_aligned(flat_weight.T if target.kind == "gpu" else conv_cpu.pack_panels(target, flat_weight))
     return {"w": packed, "bias": bias if bias is not None else np.zeros(1, np.float32), "ktab": table}
 
 
@@ -100,13 +90,7 @@ def gemm_launch(target, box, in_shape, out_shape, k, attrs, has_bias, residual, 
         wg = (tiles["TN"] // tiles["RN"], tiles["TM"] // tiles["RM"])
         size = (ceil_div(pixels, tiles["TN"]) * wg[0], ceil_div(bc, tiles["TM"]) * wg[1])
         return Launch("clnn_conv_gemm_tiled", size, wg, dict(args, wt=Param("w")), options(tiles))
-    blocks = target.tuned("conv.cpu", CPU_BLOCKS)
-    panels = ceil_div(box.c1, blocks["MR"]) - box.c0 // blocks["MR"]
-    pixel_blocks = ceil_div(pixels, 16)
-    items = min(panels, ceil_div(CPU_ITEMS_PER_CORE * target.compute_units, pixel_blocks))
-    per_item = min(blocks["PB"], ceil_div(panels, items))
-    size = (pixel_blocks, ceil_div(panels, per_item))
-    return Launch("clnn_conv_gemm_cpu", size, (1, 1), dict(args, wpk=Param("w"), pb=per_item), options(blocks))
+    return conv_cpu.gemm_launch(target, box, attrs, args)
 
 
 # the layer ---------------------------------------------------------------------------
@@ -217,7 +201,7 @@ class Conv2d(Layer):
         if index == 1:
             return out_box
         _, c, h, _ = self.in_shapes[0]
-        lo, hi = self.attrs.input_rows(out_box.h0, out_box.h1, h)
+        lo, hi = self.attrs.input_rows(*conv_cpu.computed_rows(self, out_box.h0, out_box.h1), h)
         if self.groups == 1:
             c_lo, c_hi = 0, c
         else:
@@ -228,17 +212,26 @@ class Conv2d(Layer):
         return Box(out_box.n0, out_box.n1, c_lo, c_hi, lo, hi)
 
     def granule(self, dim):
-        return 4 if dim == "c" else 1
+        # channels: a CPU panel's worth; rows: whole 4-row Winograd tiles, so
+        # that a row split exchanges no more than the window's halo
+        if dim == "c" or (dim == "h" and conv_cpu.winograd_shape(self)):
+            return 4
+        return 1
 
     def params(self, target):
+        bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
         if self.groups > 1:
-            return {"w": self.weight, "bias": self.bias if self.bias is not None else np.zeros(1, np.float32)}
+            return {"w": self.weight, "bias": bias}
+        if conv_cpu.winograd_tile(self, target):
+            return {"u": page_aligned(conv_cpu.winograd_weights(self, target)), "bias": bias}
         _, _, h, w = self.in_shapes[0]
         table = ktab(self.weight.shape[1], h, w, *self.weight.shape[2:], self.attrs.dilation)
         return gemm_params(target, self.weight.reshape(self.weight.shape[0], -1), self.bias, table)
 
     def launches(self, target, box):
         residual = In(1) if self.has_residual else None
+        if conv_cpu.winograd_tile(self, target):
+            return [conv_cpu.winograd_launch(self, target, box)]
         if self.groups == 1:
             return [gemm_launch(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
                                 self.bias is not None, residual, self.activation)]
@@ -290,4 +283,5 @@ def _from_onnx(node):
     return Conv2d(node.out, x, weight, bias, groups=groups, **window)
 
 
-OP = OpEntry(layers=(Conv2d,), onnx={"Conv": _from_onnx}, sources=("conv_gemm", "conv_cpu", "conv_direct"))
+OP = OpEntry(layers=(Conv2d,), onnx={"Conv": _from_onnx},
+             sources=("conv_gemm", "conv_cpu", "conv_winograd_cpu", "conv_direct"))

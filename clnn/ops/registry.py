@@ -17,7 +17,9 @@ class OpEntry:
     sources: tuple = ()                        # kernels/<source>.cl its launches use
 
 
-_NOT_OPS = {"base", "registry"}
+# modules that serve the op modules: the layer base, this registry, the CPU
+# convolution kernels' choice and launches
+_NOT_OPS = {"base", "registry", "conv_cpu"}
 _entries = None
 
 
