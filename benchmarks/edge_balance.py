@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 import clnn  # noqa: E402
 from clnn.timing import interleaved_medians, random_feeds  # noqa: E402
 
-ZOO = ["lenet5", "fcnn", "alexnet", "vgg16", "squeezenet", "resnet18"]
-EXPORTED = ["resnet50", "mobilenet_v2"]  # torchvision's, exported to ONNX by the torch worker
+ZOO = ["lenet5", "fcnn", "alexnet", "vgg16", "squeezenet", "resnet18", "resnet50", "mobilenet_v2"]
+# torchvision-NAME: torchvision's NAME with its own random weights, exported to ONNX by the torch worker
+TORCHVISION = "torchvision-"
 CHECK_TOLERANCE = 1e-3
 COLUMNS = ["model", "batch", "gpu_sms", "cpu_ms", "gpu_ms", "auto_ms", "ideal_ms", "speedup", "efficiency",
            "cudnn_ms", "plan_s", "calibration_s", "placement"]
@@ -45,7 +46,8 @@ COLUMNS = ["model", "batch", "gpu_sms", "cpu_ms", "gpu_ms", "auto_ms", "ideal_ms
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(ZOO), help=f"comma-separated (zoo, or {', '.join(EXPORTED)})")
+    p.add_argument("--models", default=",".join(ZOO),
+                   help=f"comma-separated: zoo names ({', '.join(clnn.models.ZOO)}) or {TORCHVISION}NAME")
     p.add_argument("--batches", default="1,16")
     p.add_argument("--sms", default="8,16,32,all", help="SM counts of the GPU slices; all = the whole GPU")
     p.add_argument("--runs", type=int, default=10, help="timed runs of each candidate (interleaved)")
@@ -97,12 +99,13 @@ def load_model(spec, batch, worker, folder):
     for the worker (a zoo name or the ONNX path)."""
     if spec in clnn.models.ZOO:
         return clnn.models.get(spec, batch=batch), spec
-    if spec not in EXPORTED:
-        raise clnn.ModelError(f"unknown model {spec!r}: the zoo has {', '.join(ZOO)}, exported {EXPORTED}")
+    if not spec.startswith(TORCHVISION):
+        raise clnn.ModelError(f"unknown model {spec!r}: the zoo has {', '.join(clnn.models.ZOO)}; "
+                              f"{TORCHVISION}NAME exports torchvision's NAME")
     if worker is None:
         raise clnn.ModelError(f"{spec} is exported by torchvision: it needs the torch worker (no --no-torch)")
     path = str(Path(folder) / f"{spec}-b{batch}.onnx")
-    reply = worker.ask(export=spec, batch=batch, path=path)
+    reply = worker.ask(export=spec[len(TORCHVISION):], batch=batch, path=path)
     if "error" in reply:
         raise clnn.ModelError(f"exporting {spec}: {reply['error']}")
     return clnn.load(path, batch=batch), path

@@ -2,9 +2,10 @@
 # Runs stages of clnn's GPU-machine checks and benchmarks; logs go to $OUT.
 # On the GPU machine (see README, "Testing on a machine without network"):
 #   source .whl/gpu-env.sh && bash benchmarks/gpu_machine.sh devices tox ...
-# Stages: devices, tox (nvidia, mixed, cuda), microbench, tiles, coexec (CPU
-# only, GPU only and 50/50 per zoo model, with traces), auto (the zoo against
-# plan=auto), cuda (the zoo on CUDA beside NVIDIA's OpenCL), gpu_peers (torch
+# Stages: devices, tox (nvidia, mixed, cuda), microbench, tiles, kernels (the
+# GPU kernels and their variants against torch, benchmarks/gpu_kernels.py),
+# coexec (CPU only, GPU only and 50/50 per zoo model, with traces), auto (the
+# zoo against plan=auto), cuda (the zoo on CUDA beside NVIDIA's OpenCL), gpu_peers (torch
 # cuDNN beside clnn on NVIDIA OpenCL and CUDA, about 6 minutes), cpu_peers
 # (clnn on PoCL beside onnxruntime and, where its wheel is carried, OpenVINO),
 # memory (peak RSS beside onnxruntime). The peer stages write $OUT/gpu-peers,
@@ -34,11 +35,13 @@ stage_microbench() {
 }
 
 stage_tiles() {
-  for tiles in TM=64,TN=64,TK=16,RM=4,RN=4 TM=128,TN=128,TK=8,RM=8,RN=8 TM=128,TN=64,TK=16,RM=8,RN=4; do
+  for tiles in 64x64x16/4x4 128x128x8/8x8 128x64x16/8x4; do
     python3 -m clnn.microbench --devices nvidia --models vgg16,resnet18 --batch 16 --ops Conv --runs 5 \
-      --gpu-tiles "$tiles"
+      --tune "conv_tiles=$tiles,winograd=0"
   done
 }
+
+stage_kernels() { python3 benchmarks/gpu_kernels.py --json "$OUT/gpu-kernels.json"; }
 
 stage_coexec() {
   for model in lenet5 fcnn alexnet vgg16 squeezenet resnet18; do
@@ -61,9 +64,9 @@ stage_cuda() {
   done
 }
 
-# torchvision's resnet50 and mobilenet_v2, exported once for every peer stage
+# the zoo's ONNX files, exported once for every peer stage (resnet50 and
+# mobilenet_v2 are in the zoo now, with the CoDL networks)
 PEERS_ONNX=/tmp/peers-onnx
-TORCHVISION="--torchvision resnet50,mobilenet_v2"
 
 stage_gpu_peers() {
   python3 benchmarks/gpu_peers.py --machine gpu --workdir "$PEERS_ONNX" --output "$OUT/gpu-peers"
@@ -71,12 +74,12 @@ stage_gpu_peers() {
 
 stage_cpu_peers() {
   cp benchmarks/results/cpu-peers.json "$OUT/cpu-peers.json"
-  python3 benchmarks/cpu_peers.py --machine gpu $TORCHVISION --workdir "$PEERS_ONNX" --output "$OUT/cpu-peers"
+  python3 benchmarks/cpu_peers.py --machine gpu --workdir "$PEERS_ONNX" --output "$OUT/cpu-peers"
 }
 
 stage_memory() {
   cp benchmarks/results/memory.json "$OUT/memory.json"
-  python3 benchmarks/cpu_peers.py --memory --machine gpu $TORCHVISION --workdir "$PEERS_ONNX" \
+  python3 benchmarks/cpu_peers.py --memory --machine gpu --workdir "$PEERS_ONNX" \
     --memory-output "$OUT/memory"
 }
 

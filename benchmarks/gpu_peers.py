@@ -3,9 +3,10 @@
 
 The two clnn systems run the same ONNX file with the whole model on one
 device (plan [1.0]). torch runs the equivalent module with the same weights:
-for the zoo, zoo_torch.py's definitions loaded from the clnn model's layers;
-for torchvision's resnet50 and mobilenet_v2, torchvision's module (seeded
-random weights), exported to the ONNX file that clnn runs. Every output is
+for the zoo (resnet50 and mobilenet_v2 among it), zoo_torch.py's definitions
+loaded from the clnn model's layers; for a name outside the zoo, torchvision's
+module of that name (seeded random weights), exported to the ONNX file that
+clnn runs. Every output is
 checked against torch's. fp32 throughout: TF32 off; cudnn.benchmark on.
 
 Timing: one process; each system warmed up, then the systems take turns run
@@ -36,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers_common as pc  # noqa: E402
 
 SYSTEMS = ("cudnn", "clnn-opencl", "clnn-cuda")
-TORCHVISION = ("resnet50", "mobilenet_v2")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -153,7 +153,7 @@ def markdown_text(rows):
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(pc.ZOO + TORCHVISION))
+    p.add_argument("--models", default=",".join(pc.ZOO), help="zoo names, or torchvision's model names")
     p.add_argument("--batches", default="1,16")
     p.add_argument("--systems", default=",".join(SYSTEMS))
     p.add_argument("--opencl-devices", default="nvidia", help="clnn selector for clnn-opencl")

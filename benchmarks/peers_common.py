@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-ZOO = ("lenet5", "fcnn", "alexnet", "vgg16", "squeezenet", "resnet18")
+ZOO = ("lenet5", "fcnn", "alexnet", "vgg16", "squeezenet", "resnet18", "resnet50", "mobilenet_v2", "yolov2",
+       "posenet", "fst", "retinaface")
 # outputs of two systems agree when their largest difference, relative to the
 # largest output, stays under this (float32 with different summation orders)
 AGREEMENT = 1e-3

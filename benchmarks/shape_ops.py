@@ -20,6 +20,7 @@ from clnn.graph import single_layer
 from clnn.model import Model
 from clnn.ops import (Activation, DepthToSpace, InstanceNorm, LayerNorm, Pad, Pool, Reduce, Slice, Softmax,
                       SpaceToDepth, Target, Transpose)
+from clnn.ops.tuning import tuning_for
 from clnn.plan import Plan
 from clnn.runtime import select
 from clnn.timing import kernel_span, random_feeds, timeline_samples
@@ -58,7 +59,8 @@ GROUPED = ("Reduce", "Softmax", "LayerNormalization", "InstanceNormalization")
 
 def seconds(layer, device, tuning, runs):
     model = single_layer(layer)
-    executor = Executor(model, Plan.single(model, device), [device], targets={device.id: Target.of(device, tuning)})
+    target = Target.of(device, tuning_for(device).with_overrides(tuning))
+    executor = Executor(model, Plan.single(model, device), [device], targets={device.id: target})
     return float(np.median(timeline_samples(executor, random_feeds(model), runs, kernel_span)))
 
 

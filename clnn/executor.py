@@ -11,7 +11,7 @@ import numpy as np
 from .box import Box
 from .errors import DeviceError, InputError
 from .host import page_aligned
-from .ops.base import Out, Param, Target
+from .ops.base import In, Out, Param, Scratch, Target
 from .runtime import contexts_for
 from .runtime.memory import SharedTensor
 from .schedule import Coherence, Schedule
@@ -46,6 +46,7 @@ class Executor:
                 self._previous[storage] = previous
         self._touched = {}    # storage -> commands that read or wrote it
         self._params = {}
+        self._scratch = {}  # {(device id, Scratch index): (buffer, bytes)}
         self._lock = threading.Lock()
         self.last_events, self.last_host_spans = [], []  # of the last run
         self._unfinished = False  # a run was interrupted before its queues finished
@@ -59,28 +60,43 @@ class Executor:
         return self.storages[self.views[tensor].storage]
 
     def _compile(self):
+        slices = [(layer, self.devices[device_id], box, layer.launches(self.targets[device_id], box))
+                  for layer in self.model.layers if not layer.is_view
+                  for device_id, box in self.plan.slices(layer)]
+        self._alloc_scratch(slices)
         coherence = Coherence(self.schedule)
         for name in self.model.input_names:
             storage = self._storage(name)
             coherence.host_wrote(storage, storage.whole())
-        for layer in self.model.layers:
-            if layer.is_view:
-                continue
-            for device_id, box in self.plan.slices(layer):
-                self._compile_slice(coherence, layer, self.devices[device_id], box)
+        for layer, device, box, launches in slices:
+            self._compile_slice(coherence, layer, device, box, launches)
         for name in self.model.output_names:
             # adds the copies that bring outputs home; run() then waits for every queue
             coherence.need_on_host(self._storage(name), self._storage_box(name, Box.whole(self.model.shapes[name])))
+
+    def _alloc_scratch(self, slices):
+        """One work buffer per device and Scratch index, as large as the
+        largest launch on that device asks for."""
+        sizes = {}
+        for _, device, _, launches in slices:
+            for launch in launches:
+                for value in launch.args.values():
+                    if isinstance(value, Scratch):
+                        key = (device.id, value.index)
+                        sizes[key] = max(sizes.get(key, 0), value.nbytes)
+        for (device_id, index), nbytes in sizes.items():
+            self._scratch[device_id, index] = (self.context_of[device_id].alloc(nbytes), nbytes)
 
     def _storage_box(self, tensor, box):
         view = self.views[tensor]
         return view.storage_box(box, self.storages[view.storage].shape)
 
-    def _compile_slice(self, coherence, layer, device, box):
+    def _compile_slice(self, coherence, layer, device, box, launches):
         context = self.context_of[device.id]
+        target = self.targets[device.id]
         deps, read = [], set()
         for index, tensor in enumerate(layer.inputs):
-            needed = layer.input_box(box, index)
+            needed = layer.kernel_input_box(box, index, target)
             if needed is not None and not needed.empty:
                 found = coherence.need(self._storage(tensor), self._storage_box(tensor, needed), context, device)
                 read.add(self.views[tensor].storage)
@@ -89,11 +105,10 @@ class Executor:
         output = self.views[layer.name].storage
         # the slot's previous tenant must be done with before this one writes there
         deps += self._touched.get(self._previous[output], [])
-        target = self.targets[device.id]
         command = None
-        for launch in layer.launches(target, box):
+        for launch in launches:
             bound = context.bind(launch.source, launch.kernel, launch.options,
-                                 self._kernel_args(launch, layer, context, target))
+                                 self._kernel_args(launch, layer, context, device))
             command = self.schedule.add(
                 context, device,
                 lambda wait_for, c=context, d=device, k=bound, g=launch.global_size, loc=launch.local_size:
@@ -109,15 +124,18 @@ class Executor:
                 coherence.wrote(self._storage(layer.name), self._storage_box(layer.name, part), context,
                                 device, command)
 
-    def _kernel_args(self, launch, layer, context, target):
+    def _kernel_args(self, launch, layer, context, device):
         """The launch's arguments bound to this context's buffers: an In or
         Out as (buffer, element offset, batch stride), a Param as its
-        buffer, or as a tensor that every batch item reads (stride 0)."""
-        params = self._layer_params(layer, context, target)
+        buffer, or as a tensor that every batch item reads (stride 0), a
+        Scratch as the device's work buffer."""
+        params = self._layer_params(layer, context, self.targets[device.id])
 
         def tensor(arg):
             if isinstance(arg, Param):
                 return [params[arg.name], np.int32(0), np.int32(0)]
+            if not isinstance(arg, (In, Out)):
+                raise DeviceError(f"{launch.kernel}: a tensor argument must be In, Out or Param, not {arg!r}")
             name = layer.name if isinstance(arg, Out) else layer.inputs[arg.index]
             view = self.views[name]
             storage = self.storages[view.storage]
@@ -128,7 +146,14 @@ class Executor:
                 triple[2] = np.int32(0)
             return triple
 
-        return launch.flat_args(tensor, lambda param: params[param.name])
+        def buffer(arg):
+            if isinstance(arg, Param):
+                return params[arg.name]
+            if isinstance(arg, Scratch):
+                return self._scratch[device.id, arg.index][0]
+            raise DeviceError(f"{launch.kernel}: a buffer argument must be Param or Scratch, not {arg!r}")
+
+        return launch.flat_args(tensor, buffer)
 
     def _layer_params(self, layer, context, target):
         key = (layer.name, id(context), target)
@@ -153,6 +178,9 @@ class Executor:
             for context in self.contexts:
                 if not context.unified:
                     context.upload(storage.buffer(context), storage.home)
+        # work buffers too: a kernel reading partial sums or tiles that no kernel wrote
+        for (device_id, _), (buffer, nbytes) in self._scratch.items():
+            self.context_of[device_id].upload(buffer, np.full(nbytes // 4, np.nan, np.float32))
 
     # running ---------------------------------------------------------------------
     def run(self, feeds):

@@ -3,7 +3,7 @@ per device, timed with the queues' profiling events.
 
     python -m clnn.microbench [--models vgg16,resnet18] [--ops Conv,Gemm]
                               [--batch 16] [--devices gpu] [--runs 10]
-                              [--tune conv.gpu.TM=128,conv.gpu.TN=128,...] [--json out.json]
+                              [--tune conv_tiles=128x128x8/8x8,winograd=0,...] [--json out.json]
 
 Each distinct layer shape runs alone, whole on one device; the time is the
 median over runs of the layer's kernel time (copies excluded), after a
@@ -21,6 +21,7 @@ from .errors import ClnnError, InputError
 from .executor import Executor
 from .graph import single_layer
 from .ops import Target
+from .ops.tuning import tuning_for
 from .plan import Plan
 from .runtime import select
 from .timing import kernel_span, random_feeds, timeline_samples
@@ -46,11 +47,12 @@ def kernel_seconds(executor, feeds, runs):
 
 
 def parse_tuning(text):
-    """{"conv.gpu.TM": 128, ...} from "conv.gpu.TM=128,..."."""
-    try:
-        return {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(","))} if text else {}
-    except ValueError:
-        raise InputError(f"--tune takes NAME=INTEGER pairs separated by commas, not {text!r}") from None
+    """{"winograd": "0", ...} from "winograd=0,..." (the values as text, for
+    clnn.ops.Tuning.with_overrides)."""
+    items = [item.partition("=") for item in text.split(",")] if text else []
+    if any(not sep or not name.strip() for name, sep, _ in items):
+        raise InputError(f"--tune takes NAME=VALUE pairs separated by commas, not {text!r}")
+    return {name.strip(): value.strip() for name, _, value in items}
 
 
 def main(argv=None):
@@ -60,8 +62,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     parser.add_argument("--devices", default=None, help="device selector (default: CLNN_DEVICES or all)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per layer and device (default 10)")
-    parser.add_argument("--tune", default="", help="kernel tuning parameters, e.g. conv.gpu.TM=128,conv.gpu.TN=128,"
-                        "conv.cpu.PBNB=32")
+    parser.add_argument("--tune", default="", help="kernel parameters (clnn.ops.Tuning fields), e.g. "
+                        "conv_tiles=128x128x8/8x8+64x64x16/4x4,winograd=0,cpu_blocks.PBNB=32")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -72,18 +74,18 @@ def main(argv=None):
 
 
 def _measure(args):
-    tuning = parse_tuning(args.tune)
+    overrides = parse_tuning(args.tune)
     ops = set(filter(None, args.ops.split(",")))
     devices = select(args.devices)
+    targets = {d.id: Target.of(d, tuning_for(d).with_overrides(overrides)) for d in devices}
     results = []
-    print(f"batch {args.batch}; tuning {tuning or 'defaults'}")
+    print(f"batch {args.batch}; tuning {overrides or 'defaults'}")
     print(f"{'model':<11} {'layer':<26} {'input':<18} {'device':<22} {'ms':>9} {'GFLOP/s':>9}")
     for model_name, layer in layer_shapes(args.models.split(","), args.batch, ops):
         model = single_layer(layer)
         feeds = random_feeds(model)
         for device in devices:
-            executor = Executor(model, Plan.single(model, device), [device],
-                                targets={device.id: Target.of(device, tuning)})
+            executor = Executor(model, Plan.single(model, device), [device], targets={device.id: targets[device.id]})
             seconds = kernel_seconds(executor, feeds, args.runs)
             gflops = layer.flops() / seconds / 1e9
             shape = "x".join(map(str, layer.in_shapes[0]))
@@ -93,7 +95,7 @@ def _measure(args):
                             "device": device.id, "seconds": seconds, "gflops": gflops})
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"batch": args.batch, "tuning": tuning, "results": results}, f, indent=1)
+            json.dump({"batch": args.batch, "tuning": overrides, "results": results}, f, indent=1)
     return 0
 
 

@@ -95,7 +95,7 @@ class Schedule:
         """The run recorded where all of it goes to one queue and its context
         can record, else None. Recording runs nothing, so a failure only
         means the run is enqueued command by command."""
-        if len({(id(c.context), c.device.id) for c in self.commands}) != 1:
+        if len({id(c.queue) for c in self.commands}) != 1:
             return None
         context, device = self.commands[0].context, self.commands[0].device
         recording = context.recorder(device, timed)

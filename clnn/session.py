@@ -207,7 +207,7 @@ class InferenceSession:
     # a device that fails ---------------------------------------------------------------
     def _stop_using(self, failure):
         """After ``failure`` (a DeviceError naming a device), plan again on the
-        remaining devices (a list of shares keeps theirs; any other plan
+        remaining devices (a list of shares keeps their proportions; any other plan
         becomes "auto"), or refuse further runs."""
         self.failures.append(failure)
         ids = [d.id for d in self.devices]

@@ -40,6 +40,7 @@
 #define CLNN_LOCAL_PTR __local                     /* pointer into local memory */
 #define CLNN_WORK_GROUP(x, y, z) __attribute__((reqd_work_group_size(x, y, z)))
 #define CLNN_FLOAT8(a, b, c, d, e, f, g, h) ((float8)(a, b, c, d, e, f, g, h))
+#define CLNN_FLOAT4(a, b, c, d) ((float4)(a, b, c, d))
 #define CLNN_INLINE inline
 #define CLNN_NOINLINE __attribute__((noinline))  /* a function kept out of line */
 #endif

@@ -19,6 +19,8 @@
 #define CLNN_INLINE __device__ inline
 #define CLNN_NOINLINE __device__ __noinline__
 #define CLNN_FLOAT8(a, b, c, d, e, f, g, h) float8(a, b, c, d, e, f, g, h)
+/* float4 and int4 are CUDA's own vector types, with OpenCL's .x .y .z .w */
+#define CLNN_FLOAT4(a, b, c, d) make_float4(a, b, c, d)
 
 #define CLK_LOCAL_MEM_FENCE 1
 #define barrier(flags) __syncthreads()

@@ -1,57 +1,62 @@
-/* Convolution (and Dense, a 1x1 convolution over 1x1 images) as an implicit
- * GEMM, tuned for GPUs: out[m][p] = sum_k Wt[k][m] * im2col[k][p], where m
- * runs over the box's output channels, p over its pixels (batch item, row,
- * column) and k over (input channel, kernel row, kernel column).
+/* GEMM kernels for GPUs (tile: gemm_tile.h).
  *
- * A work-group computes a TM x TN tile; each work-item an RM x RN block of
- * it, interleaved so that neighbouring work-items touch neighbouring
- * addresses. Tiles of Wt and of the im2col matrix go through local memory TK
- * rows at a time. The im2col matrix is never built: ktab[k] gives, for
- * every k, the input offset of its channel and the kernel row and column
- * displacements, so each load is a table read, a bounds test and one load.
+ * clnn_conv_gemm_tiled: convolution (and Dense, a 1x1 convolution over 1x1
+ * images) as an implicit GEMM, out[m][p] = sum_k Wt[k][m] im2col[k][p],
+ * where m runs over the box's output channels, p over its pixels (batch
+ * item, row, column) and k over (input channel, kernel row, kernel column).
+ * The im2col matrix is never built: ktab[k] gives the input offset of k's
+ * channel and its kernel row and column displacements, so each staged
+ * element is a table read, a bounds test and one load. Work-group z is a
+ * slice of K, kc deep: with one slice the kernel finishes the output (bias,
+ * residual, activation); with several it writes partial sums to
+ * part[slice][m][p] and clnn_conv_gemm_reduce finishes them, which keeps
+ * every compute unit busy where the output has few tiles (deep layers at
+ * batch 1).
  *
- * Build options: -DTM -DTN -DTK -DRM -DRN. */
-#include "clnn_common.h"
+ * clnn_gemm_batched: C[t] = A[t]^T B[t] for matrices t = group z, as the
+ * Winograd convolution multiplies its transformed tiles (winograd.cl).
+ */
+#include "gemm_tile.h"
 
-#ifndef TM
-#define TM 64
-#endif
-#ifndef TN
-#define TN 64
-#endif
-#ifndef TK
-#define TK 16
-#endif
-#ifndef RM
-#define RM 4
-#endif
-#ifndef RN
-#define RN 4
-#endif
-#define WG_M (TM / RM)
-#define WG_N (TN / RN)
-#define NT (WG_M * WG_N)
+/* One element of the im2col matrix: row k, for the pixel whose batch item
+ * starts at ``base`` and whose window's top-left is (ih0, iw0); 0 past the
+ * slice's K range, in the padding, and for pixels past the box. */
+CLNN_INLINE float clnn_im2col(__global const float *in, __global const int4 *ktab, const int k, const int k_hi,
+                              const bool p_ok, const int base, const int ih0, const int iw0, const int H,
+                              const int W)
+{
+    if (!p_ok || k >= k_hi)
+        return 0.0f;
+    const int4 t = ktab[k];
+    const int ih = ih0 + t.y, iw = iw0 + t.z;
+    return ih >= 0 && ih < H && iw >= 0 && iw < W ? in[base + t.x + ih * W + iw] : 0.0f;
+}
 
 __kernel CLNN_WORK_GROUP(WG_N, WG_M, 1)
 void clnn_conv_gemm_tiled(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float *wt,
                           __global const float *bias, CLNN_CTENSOR(res), __global const int4 *ktab,
+                          __global float *part,
                           const int M, const int K, const int H, const int W, const int OW,
                           const int sh, const int sw, const int pt, const int pl,
                           const int n0, const int c0, const int h0, const int bc, const int bh,
-                          const int OH, const int P, const int act, const float alpha, const float beta,
-                          const int has_bias, const int has_res)
+                          const int OH, const int P, const int kc, const int act, const float alpha,
+                          const float beta, const int has_bias, const int has_res)
 {
-    __local float As[TK][TM];
-    __local float Bs[TK][TN];
+    __local float4 As[2][TK * TM / 4];
+    __local float4 Bs[2][TK * TN / 4];
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * WG_N + tx;
     const int p_tile = get_group_id(0) * TN;
     const int m_tile = get_group_id(1) * TM;
+    const int slice = get_group_id(2);
+    const int k_lo = slice * kc, k_hi = min(K, k_lo + kc);
     const int box_plane = bh * OW;
 
-    /* each work-item loads the same im2col column at every step */
-    const int bj = tid % TN;
-    const int bk = tid / TN;
+    /* the weight column and the pixel this work-item stages at every step */
+    const int am = tid % TM, ak = tid / TM;
+    const bool m_ok = m_tile + am < bc;
+    __global const float *wcol = wt + c0 + m_tile + am;
+    const int bj = tid % TN, bk = tid / TN;
     const int p = p_tile + bj;
     const bool p_ok = p < P;
     int base = 0, ih0 = 0, iw0 = 0;
@@ -62,61 +67,186 @@ void clnn_conv_gemm_tiled(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const flo
         iw0 = (rem % OW) * sw - pl;
         base = in_off + n * in_ns;
     }
-    const int am = tid % TM;
-    const int ak = tid / TM;
 
     float acc[RM][RN];
+#pragma unroll
     for (int i = 0; i < RM; i++)
+#pragma unroll
         for (int j = 0; j < RN; j++)
             acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < K; k0 += TK) {
-        for (int kk = ak; kk < TK; kk += NT / TM) {
-            const int k = k0 + kk, m = m_tile + am;
-            As[kk][am] = (m < bc && k < K) ? wt[k * M + c0 + m] : 0.0f;
-        }
-        for (int kk = bk; kk < TK; kk += NT / TN) {
-            const int k = k0 + kk;
-            float v = 0.0f;
-            if (p_ok && k < K) {
-                const int4 t = ktab[k];
-                const int ih = ih0 + t.y, iw = iw0 + t.z;
-                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                    v = in[base + t.x + ih * W + iw];
+    float pa[LA], pb[LB];
+#pragma unroll
+    for (int i = 0; i < LA; i++) {
+        const int k = k_lo + ak + i * (NT / TM);
+        pa[i] = m_ok && k < k_hi ? wcol[k * M] : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < LB; i++)
+        pb[i] = clnn_im2col(in, ktab, k_lo + bk + i * (NT / TN), k_hi, p_ok, base, ih0, iw0, H, W);
+    int buf = 0;
+    for (int k0 = k_lo; k0 < k_hi; k0 += TK) {
+        CLNN_LOCAL_PTR float *as = (CLNN_LOCAL_PTR float *)As[buf];
+        CLNN_LOCAL_PTR float *bs = (CLNN_LOCAL_PTR float *)Bs[buf];
+#pragma unroll
+        for (int i = 0; i < LA; i++)
+            as[(ak + i * (NT / TM)) * TM + am] = pa[i];
+#pragma unroll
+        for (int i = 0; i < LB; i++)
+            bs[(bk + i * (NT / TN)) * TN + bj] = pb[i];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* the next step's loads, in flight while this one multiplies */
+        const int k1 = k0 + TK;
+        if (k1 < k_hi) {
+#pragma unroll
+            for (int i = 0; i < LA; i++) {
+                const int k = k1 + ak + i * (NT / TM);
+                pa[i] = m_ok && k < k_hi ? wcol[k * M] : 0.0f;
             }
-            Bs[kk][bj] = v;
+#pragma unroll
+            for (int i = 0; i < LB; i++)
+                pb[i] = clnn_im2col(in, ktab, k1 + bk + i * (NT / TN), k_hi, p_ok, base, ih0, iw0, H, W);
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int kk = 0; kk < TK; kk++) {
-            float a[RM], b[RN];
-            for (int i = 0; i < RM; i++)
-                a[i] = As[kk][ty + i * WG_M];
-            for (int j = 0; j < RN; j++)
-                b[j] = Bs[kk][tx + j * WG_N];
-            for (int i = 0; i < RM; i++)
-                for (int j = 0; j < RN; j++)
-                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        clnn_tile_multiply(As[buf], Bs[buf], acc, tx, ty);
+        buf ^= 1;
     }
 
+    const bool finish = get_num_groups(2) == 1;
 #pragma unroll
     for (int j = 0; j < RN; j++) {
-        const int pp = p_tile + tx + j * WG_N;
+        const int pp = p_tile + clnn_tile_col(j, tx);
         if (pp >= P)
             continue;
         const int n = n0 + pp / box_plane;
         const int rem = pp % box_plane;
         const int oh = h0 + rem / OW, ow = rem % OW;
+#pragma unroll
         for (int i = 0; i < RM; i++) {
-            const int m = m_tile + ty + i * WG_M;
+            const int m = m_tile + clnn_tile_row(i, ty);
             if (m >= bc)
                 continue;
+            if (!finish) {
+                part[(slice * bc + m) * P + pp] = acc[i][j];
+                continue;
+            }
             const int c = c0 + m;
             float v = acc[i][j] + (has_bias ? bias[c] : 0.0f);
             if (has_res)
                 v += res[CLNN_AT(res, n, c, oh, ow, OH, OW)];
             out[CLNN_AT(out, n, c, oh, ow, OH, OW)] = clnn_act(v, act, alpha, beta);
+        }
+    }
+}
+
+/* Sums the K slices' partial sums of clnn_conv_gemm_tiled and finishes the
+ * output: one work-item per output element of the box. */
+__kernel void clnn_conv_gemm_reduce(CLNN_TENSOR(out), __global const float *part, __global const float *bias,
+                                    CLNN_CTENSOR(res), const int OW, const int OH, const int n0, const int c0,
+                                    const int h0, const int bc, const int bh, const int P, const int slices,
+                                    const int act, const float alpha, const float beta, const int has_bias,
+                                    const int has_res)
+{
+    const int i = get_global_id(0);
+    if (i >= bc * P)
+        return;
+    const int m = i / P, p = i % P;
+    float v = 0.0f;
+    for (int s = 0; s < slices; s++)
+        v += part[s * bc * P + i];
+    const int box_plane = bh * OW;
+    const int n = n0 + p / box_plane;
+    const int rem = p % box_plane;
+    const int oh = h0 + rem / OW, ow = rem % OW;
+    const int c = c0 + m;
+    v += has_bias ? bias[c] : 0.0f;
+    if (has_res)
+        v += res[CLNN_AT(res, n, c, oh, ow, OH, OW)];
+    out[CLNN_AT(out, n, c, oh, ow, OH, OW)] = clnn_act(v, act, alpha, beta);
+}
+
+/* C[t][m][p] = sum_k A[t][k][c0 + m] B[t][k][p] for m < bc, p < P; A's
+ * rows are M long, B's and C's ld long (a multiple of 4 >= P: C's rows are
+ * stored as float4s, with zeros past P). */
+__kernel CLNN_WORK_GROUP(WG_N, WG_M, 1)
+void clnn_gemm_batched(__global float *c, __global const float *a, __global const float *b,
+                       const int M, const int c0, const int bc, const int K, const int P, const int ld)
+{
+    __local float4 As[2][TK * TM / 4];
+    __local float4 Bs[2][TK * TN / 4];
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int tid = ty * WG_N + tx;
+    const int p_tile = get_group_id(0) * TN;
+    const int m_tile = get_group_id(1) * TM;
+    const int t = get_group_id(2);
+    /* the host keeps every matrix below 2^31 elements (int offsets take fewer registers) */
+    __global const float *at = a + t * K * M;
+    __global const float *bt = b + t * K * ld;
+    __global float *ct = c + t * bc * ld;
+
+    const int am = tid % TM, ak = tid / TM;
+    const bool m_ok = m_tile + am < bc;
+    __global const float *acol = at + c0 + m_tile + am;
+    const int bj = tid % TN, bk = tid / TN;
+    const bool p_ok = p_tile + bj < P;
+    __global const float *bcol = bt + p_tile + bj;
+
+    float acc[RM][RN];
+#pragma unroll
+    for (int i = 0; i < RM; i++)
+#pragma unroll
+        for (int j = 0; j < RN; j++)
+            acc[i][j] = 0.0f;
+
+    float pa[LA], pb[LB];
+#pragma unroll
+    for (int i = 0; i < LA; i++) {
+        const int k = ak + i * (NT / TM);
+        pa[i] = m_ok && k < K ? acol[k * M] : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < LB; i++) {
+        const int k = bk + i * (NT / TN);
+        pb[i] = p_ok && k < K ? bcol[k * ld] : 0.0f;
+    }
+    int buf = 0;
+    for (int k0 = 0; k0 < K; k0 += TK) {
+        CLNN_LOCAL_PTR float *as = (CLNN_LOCAL_PTR float *)As[buf];
+        CLNN_LOCAL_PTR float *bs = (CLNN_LOCAL_PTR float *)Bs[buf];
+#pragma unroll
+        for (int i = 0; i < LA; i++)
+            as[(ak + i * (NT / TM)) * TM + am] = pa[i];
+#pragma unroll
+        for (int i = 0; i < LB; i++)
+            bs[(bk + i * (NT / TN)) * TN + bj] = pb[i];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int k1 = k0 + TK;
+        if (k1 < K) {
+#pragma unroll
+            for (int i = 0; i < LA; i++) {
+                const int k = k1 + ak + i * (NT / TM);
+                pa[i] = m_ok && k < K ? acol[k * M] : 0.0f;
+            }
+#pragma unroll
+            for (int i = 0; i < LB; i++) {
+                const int k = k1 + bk + i * (NT / TN);
+                pb[i] = p_ok && k < K ? bcol[k * ld] : 0.0f;
+            }
+        }
+        clnn_tile_multiply(As[buf], Bs[buf], acc, tx, ty);
+        buf ^= 1;
+    }
+
+#pragma unroll
+    for (int i = 0; i < RM; i++) {
+        const int m = m_tile + clnn_tile_row(i, ty);
+        if (m >= bc)
+            continue;
+#pragma unroll
+        for (int q = 0; q < RN / 4; q++) {
+            const int pp = p_tile + clnn_tile_col(4 * q, tx);
+            if (pp < P)
+                *(__global float4 *)(ct + m * ld + pp) =
+                    CLNN_FLOAT4(acc[i][4 * q], acc[i][4 * q + 1], acc[i][4 * q + 2], acc[i][4 * q + 3]);
         }
     }
 }

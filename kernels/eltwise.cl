@@ -44,6 +44,29 @@ CLNN_INLINE float clnn_binary(const int op, const float x, const float v)
     }
 }
 
+/* Declares n, c and ``at``, the offset within its batch item of the box
+ * element this work-item computes; returns from work-items past the box.
+ * Built with -DCLNN_PLANE_GRID (GPUs, clnn.ops.base.plane_launch): a 3-D
+ * launch over (the bh x W contiguous elements of a plane of the box, its
+ * channels, its batch items), which takes no division; else a flat launch
+ * of ``count`` work-items. */
+#ifdef CLNN_PLANE_GRID
+#define CLNN_BOX_OFFSET(H, W, n0, c0, h0, bc, bh, count) \
+    const int clnn_j = get_global_id(0); \
+    if (clnn_j >= (bh) * (W) || (int)get_global_id(1) >= (bc)) \
+        return; \
+    const int n = (n0) + (int)get_global_id(2); \
+    const int c = (c0) + (int)get_global_id(1); \
+    const int at = (c * (H) + (h0)) * (W) + clnn_j
+#else
+#define CLNN_BOX_OFFSET(H, W, n0, c0, h0, bc, bh, count) \
+    const int clnn_i = get_global_id(0); \
+    if (clnn_i >= (count)) \
+        return; \
+    CLNN_BOX_ELEMENT(clnn_i, W, n0, c0, h0, bc, bh); \
+    const int at = (c * (H) + h) * (W) + w
+#endif
+
 __kernel void clnn_eltwise_box(CLNN_TENSOR(out), CLNN_CTENSOR(a), CLNN_CTENSOR(b),
                                const int op, const int bmode, const int act,
                                const float alpha, const float beta,
@@ -51,18 +74,15 @@ __kernel void clnn_eltwise_box(CLNN_TENSOR(out), CLNN_CTENSOR(a), CLNN_CTENSOR(b
                                const int n0, const int c0, const int h0,
                                const int bc, const int bh, const int count)
 {
-    const int i = get_global_id(0);
-    if (i >= count)
-        return;
-    CLNN_BOX_ELEMENT(i, W, n0, c0, h0, bc, bh);
-    const float x = a[CLNN_AT(a, n, c, h, w, H, W)];
+    CLNN_BOX_OFFSET(H, W, n0, c0, h0, bc, bh, count);
+    const float x = a[a_off + n * a_ns + at];
     float y = x;
     if (op != OP_NONE) {
-        const float v = bmode == B_TENSOR ? b[CLNN_AT(b, n, c, h, w, H, W)]
+        const float v = bmode == B_TENSOR ? b[b_off + n * b_ns + at]
                       : bmode == B_CHANNEL ? b[b_off + c] : b[b_off];
         y = clnn_binary(op, x, v);
     }
-    out[CLNN_AT(out, n, c, h, w, H, W)] = clnn_act(y, act, alpha, beta);
+    out[out_off + n * out_ns + at] = clnn_act(y, act, alpha, beta);
 }
 
 /* The element of operand x (a or b) that output element (n, c, h, i3, i4,
@@ -107,10 +127,7 @@ __kernel void clnn_scale_shift_box(CLNN_TENSOR(out), CLNN_CTENSOR(a), __global c
                                    const int n0, const int c0, const int h0,
                                    const int bc, const int bh, const int count)
 {
-    const int i = get_global_id(0);
-    if (i >= count)
-        return;
-    CLNN_BOX_ELEMENT(i, W, n0, c0, h0, bc, bh);
-    const float y = a[CLNN_AT(a, n, c, h, w, H, W)] * scale[c] + shift[c];
-    out[CLNN_AT(out, n, c, h, w, H, W)] = clnn_act(y, act, alpha, beta);
+    CLNN_BOX_OFFSET(H, W, n0, c0, h0, bc, bh, count);
+    const float y = a[a_off + n * a_ns + at] * scale[c] + shift[c];
+    out[out_off + n * out_ns + at] = clnn_act(y, act, alpha, beta);
 }

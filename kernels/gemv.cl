@@ -1,50 +1,102 @@
 /* Dense layers at small batch: out[n][m] = act(sum_k w[m][k] x[n][k] + b[m]).
  * Their cost is reading the weights once, so these kernels stream each row
- * of w once for every batch item of the box, with no tiling to waste. */
+ * of w once for every few batch items of the box, with no tiling to waste. */
 #include "clnn_common.h"
 
 #ifndef LS
-#define LS 128
+#define LS 256
+#endif
+#ifndef KL
+#define KL 64
+#endif
+#ifndef RR
+#define RR 4
 #endif
 #ifndef NB
 #define NB 16
 #endif
+#define RG (LS / KL)
 
-/* GPU: a work-group of LS work-items per output feature reads its weight row
- * coalesced once for up to NB batch items, then reduces in local memory. */
+/* GPU: a work-group of LS work-items computes RG x RR output features
+ * (rows of w) for up to NB batch items at a time: KL work-items along K
+ * each read float4s of RR weight rows (a warp reads 16 consecutive bytes
+ * per lane: coalesced), RG groups of them take different rows. The NB
+ * input rows go through local memory 4 KL values at a time, read as
+ * float4s whatever the input's alignment, so every weight is read once per
+ * NB batch items and multiplied from registers NB times. Partial sums are
+ * then reduced across the KL lanes in local memory (which the input chunk
+ * leaves free: RG <= 4).
+ *
+ * w holds rows of K4 float4s (K padded with zeros to a multiple of 4). */
 __kernel CLNN_WORK_GROUP(LS, 1, 1)
-void clnn_gemv_gpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const float *w,
-                   __global const float *bias, const int K, const int n0, const int bn,
-                   const int c0, const int bc, const int act, const float alpha, const float beta,
-                   const int has_bias)
+void clnn_gemv_gpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const float4 *w, __global const float *bias,
+                   const int K, const int K4, const int n0, const int bn, const int c0, const int bc,
+                   const int act, const float alpha, const float beta, const int has_bias)
 {
-    __local float part[NB][LS];
-    const int lid = get_local_id(0);
-    const int m = c0 + get_group_id(0);
-    __global const float *row = w + (size_t)m * K;
+    __local float4 xs[NB * KL];
+    CLNN_LOCAL_PTR float *xf = (CLNN_LOCAL_PTR float *)xs;
+    const int tid = get_local_id(0);
+    const int lane = tid % KL, rg = tid / KL;
+    const int first_row = get_group_id(0) * (RG * RR);
+    /* rows past the box read the box's last row, and store nothing */
+    __global const float4 *wr[RR];
+#pragma unroll
+    for (int r = 0; r < RR; r++)
+        wr[r] = w + (size_t)(c0 + min(first_row + rg * RR + r, bc - 1)) * K4;
+
     for (int first = n0; first < n0 + bn; first += NB) {
         const int rows = min(NB, n0 + bn - first);
-        float s[NB];
-        for (int j = 0; j < NB; j++)
-            s[j] = 0.0f;
-        for (int k = lid; k < K; k += LS) {
-            const float wk = row[k];
-            for (int j = 0; j < rows; j++)
-                s[j] += wk * x[x_off + (first + j) * x_ns + k];
-        }
-        for (int j = 0; j < NB; j++)
-            part[j][lid] = s[j];
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int span = LS / 2; span > 0; span >>= 1) {
-            if (lid < span)
-                for (int j = 0; j < rows; j++)
-                    part[j][lid] += part[j][lid + span];
+        float acc[RR][NB];
+#pragma unroll
+        for (int r = 0; r < RR; r++)
+#pragma unroll
+            for (int n = 0; n < NB; n++)
+                acc[r][n] = 0.0f;
+        for (int k4 = 0; k4 < K4; k4 += KL) {
+            const int kq = k4 + lane;
+            /* this chunk's weights, in flight while the inputs are staged */
+            float4 wv[RR];
+#pragma unroll
+            for (int r = 0; r < RR; r++)
+                wv[r] = kq < K4 ? wr[r][kq] : CLNN_FLOAT4(0.0f, 0.0f, 0.0f, 0.0f);
             barrier(CLK_LOCAL_MEM_FENCE);
+            for (int i = tid; i < NB * 4 * KL; i += LS) {
+                const int n = i / (4 * KL), k = 4 * k4 + i % (4 * KL);
+                xf[i] = n < rows && k < K ? x[x_off + (first + n) * x_ns + k] : 0.0f;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+            for (int n = 0; n < NB; n++) {
+                const float4 xv = xs[n * KL + lane];
+#pragma unroll
+                for (int r = 0; r < RR; r++)
+                    acc[r][n] = fma(wv[r].x, xv.x, fma(wv[r].y, xv.y, fma(wv[r].z, xv.z, fma(wv[r].w, xv.w,
+                                                                                             acc[r][n]))));
+            }
         }
-        if (lid < rows)
-            out[out_off + (first + lid) * out_ns + m] =
-                clnn_act(part[lid][0] + (has_bias ? bias[m] : 0.0f), act, alpha, beta);
-        barrier(CLK_LOCAL_MEM_FENCE);
+        /* reduce each row's NB sums across the KL lanes */
+#pragma unroll
+        for (int r = 0; r < RR; r++) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+            for (int n = 0; n < NB; n++)
+                xf[(rg * NB + n) * KL + lane] = acc[r][n];
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int span = KL / 2; span > 0; span >>= 1) {
+                for (int i = tid; i < RG * NB * span; i += LS) {
+                    const int pair = i / span, l = i % span;
+                    xf[pair * KL + l] += xf[pair * KL + l + span];
+                }
+                barrier(CLK_LOCAL_MEM_FENCE);
+            }
+            for (int i = tid; i < RG * NB; i += LS) {
+                const int g = i / NB, n = i % NB;
+                const int m = first_row + g * RR + r;
+                if (n < rows && m < bc)
+                    out[out_off + (first + n) * out_ns + c0 + m] =
+                        clnn_act(xf[i * KL] + (has_bias ? bias[c0 + m] : 0.0f), act, alpha, beta);
+            }
+        }
     }
 }
 

@@ -2,8 +2,24 @@
  * plane), one output element per work-item. Average pooling divides by the
  * window clipped to the padded input (count_include_pad) or to the input.
  * A NaN in a max window gives NaN, as numpy's max does (fmax would drop it).
- * clnn_pool_rows_cpu computes the same pools row by row for CPUs. */
+ * clnn_pool_rows_cpu computes the same pools row by row for CPUs.
+ * Build options -DCLNN_POOL_KH=.. -DCLNN_POOL_KW=.. (and, for the CPU
+ * kernel, -DCLNN_POOL_SW=..) build the window in, so that its loops unroll
+ * and every load of a window is in flight at once. */
 #include "clnn_common.h"
+
+#ifdef CLNN_POOL_KH
+#define CLNN_KH CLNN_POOL_KH
+#define CLNN_KW CLNN_POOL_KW
+#else
+#define CLNN_KH KH
+#define CLNN_KW KW
+#endif
+#ifdef CLNN_POOL_SW
+#define CLNN_SW CLNN_POOL_SW
+#else
+#define CLNN_SW sw
+#endif
 
 #define VW 8
 #include "clnn_vector.h"
@@ -46,30 +62,19 @@ __kernel void clnn_pool_box(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max
 {
     CLNN_GRID_ELEMENT(ow, oh, OW, n0, c0, h0, bc, bh, bn);
     out[CLNN_AT(out, n, c, oh, ow, OH, OW)] =
-        clnn_pool_window(in + CLNN_AT(in, n, c, 0, 0, H, W), is_max, count_pad, H, W, KH, KW, dh, dw, pad_bottom,
-                         pad_right, oh * sh - pad_top, ow * sw - pad_left);
+        clnn_pool_window(in + CLNN_AT(in, n, c, 0, 0, H, W), is_max, count_pad, H, W, CLNN_KH, CLNN_KW, dh, dw,
+                         pad_bottom, pad_right, oh * sh - pad_top, ow * sw - pad_left);
 }
 
 /* For CPUs, one work-item computes all of the box's rows of one channel of
  * one batch item (launched over (channels, batch) in work-groups of one).
  * Where the window lies inside the input (all rows but the edges, all
  * columns but the edges) a loop with no bounds tests runs along the row,
- * with the window's shape and column stride built in (-DCLNN_POOL_KH,
- * -DCLNN_POOL_KW, -DCLNN_POOL_SW, all or none) and unrolled; at column
- * stride 2 it computes 8 outputs at a time from the even lanes of vectors
- * loaded at each window column. Other outputs take the tested window. A
+ * with the window's shape and column stride built in (all or none) and
+ * unrolled; at column stride 2 it computes 8 outputs at a time from the
+ * even lanes of vectors loaded at each window column. Other outputs take the tested window. A
  * window covering the whole plane (global pooling) reduces it as one
  * contiguous run of vectors. */
-#ifdef CLNN_POOL_KH
-#define PKH CLNN_POOL_KH
-#define PKW CLNN_POOL_KW
-#define PSW CLNN_POOL_SW
-#else
-#define PKH KH
-#define PKW KW
-#define PSW sw
-#endif
-
 __kernel CLNN_WORK_GROUP(1, 1, 1)
 void clnn_pool_rows_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max,
                         const int count_pad, const int H, const int W, const int OH, const int OW,
@@ -118,15 +123,15 @@ void clnn_pool_rows_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max,
                                       o * sw - pad_left);
         __global const float *src = plane + hs * W - pad_left;
         int o = lo;
-        if (PSW == 2) {
+        if (CLNN_SW == 2) {
             /* 8 outputs read 16 + KW - 1 columns from 2 * o - pad_left on */
-            for (; o + 8 <= hi && 2 * o - pad_left + 15 + PKW <= W; o += 8) {
+            for (; o + 8 <= hi && 2 * o - pad_left + 15 + CLNN_KW <= W; o += 8) {
                 __global const float *s = src + 2 * o;
                 floatv acc = is_max ? (floatv)(-INFINITY) : (floatv)(0.0f);
 #pragma unroll
-                for (int i = 0; i < PKH; i++) {
+                for (int i = 0; i < CLNN_KH; i++) {
 #pragma unroll
-                    for (int j = 0; j < PKW; j++) {
+                    for (int j = 0; j < CLNN_KW; j++) {
                         const floatv a = CLNN_LOADV(s + i * W + j), b = CLNN_LOADV(s + i * W + j + 8);
                         acc = is_max ? clnn_maxv(acc, CLNN_EVEN_LANES(a, b)) : acc + CLNN_EVEN_LANES(a, b);
                     }
@@ -135,12 +140,12 @@ void clnn_pool_rows_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), const int is_max,
             }
         }
         for (; o < hi; o++) {
-            __global const float *s = src + o * PSW;
+            __global const float *s = src + o * CLNN_SW;
             float acc = is_max ? -INFINITY : 0.0f;
 #pragma unroll
-            for (int i = 0; i < PKH; i++) {
+            for (int i = 0; i < CLNN_KH; i++) {
 #pragma unroll
-                for (int j = 0; j < PKW; j++) {
+                for (int j = 0; j < CLNN_KW; j++) {
                     const float v = s[i * W + j];
                     acc = is_max ? (v > acc || v != v ? v : acc) : acc + v;
                 }

@@ -1,5 +1,7 @@
 """Shared by the op and model tests: run a model through the real executor
-with poisoned outputs, force a kernel profile, measure errors."""
+with poisoned outputs, force a kernel kind and tuning, measure errors."""
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -17,12 +19,19 @@ def rel_err(actual, expected):
     return np.inf if np.isnan(diff).any() else diff.max() / scale
 
 
-def run(model, feeds, plan, devices, grouping=None, memory=None, kind=None, vector_width=8):
-    """Outputs of one poisoned run of ``model`` under ``plan``; ``kind``
-    ("cpu" or "gpu") runs the kernels tuned for that kind whatever the
-    device, CPU kernels on vectors of ``vector_width`` floats."""
-    targets = {d.id: Target(kind, d.compute_units, d.local_mem_size, d.max_work_group_size,
-                            vector_width=vector_width) for d in devices} if kind else None
+def target(device, kind=None, tuning=None, vector_width=8):
+    """The device's Target, with the kernels for ``kind`` ("cpu" or "gpu")
+    whatever the device, and ``tuning`` (clnn.ops.Tuning) where given; CPU
+    kernels on vectors of ``vector_width`` floats."""
+    found = replace(Target.of(device, tuning), vector_width=vector_width)
+    return replace(found, kind=kind) if kind else found
+
+
+def run(model, feeds, plan, devices, grouping=None, memory=None, kind=None, tuning=None, vector_width=8):
+    """Outputs of one poisoned run of ``model`` under ``plan`` (every tensor
+    in memory of its own, so that the poison shows); ``kind``, ``tuning`` and
+    ``vector_width`` choose the kernels (see ``target``)."""
+    targets = {d.id: target(d, kind, tuning, vector_width) for d in devices}
     executor = Executor(model, plan, devices, grouping=grouping, memory=memory, targets=targets, share_memory=False)
     executor.poison()
     return executor.run(feeds)

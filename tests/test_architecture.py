@@ -30,7 +30,7 @@ FLOORS = [
     ("execution", {"clnn.storage", "clnn.plan", "clnn.schedule", "clnn.executor"}),
     ("partition", {"clnn.partition"}),
     ("session", {"clnn.session", "clnn.session_options"}),
-    ("tools", {"clnn.bench", "clnn.microbench", "clnn.cli", "clnn.__main__", "clnn.ray"}),
+    ("tools", {"clnn.bench", "clnn.microbench", "clnn.autotune", "clnn.cli", "clnn.__main__", "clnn.ray"}),
     ("package", {"clnn"}),
 ]
 

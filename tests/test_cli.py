@@ -118,3 +118,20 @@ def test_microbench_reports_a_bad_selector_in_one_line():
                           capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "matches no device" in done.stderr
+
+
+@pytest.mark.parametrize("tune, message", [("conv.gpu.TM=128", "no tuning parameter 'conv.gpu.TM'"),
+                                           ("winograd", "NAME=VALUE pairs")])
+def test_microbench_reports_a_bad_tuning_in_one_line(tune, message, devices):
+    done = subprocess.run([sys.executable, "-m", "clnn.microbench", "--devices", devices[0].id, "--tune", tune],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and message in done.stderr
+
+
+def test_microbench_runs_with_a_tuning(devices):
+    done = subprocess.run([sys.executable, "-m", "clnn.microbench", "--devices", devices[0].id, "--models", "lenet5",
+                           "--ops", "Conv", "--runs", "1", "--tune", "winograd=0,max_split=4"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "'max_split': '4'" in done.stdout and "GFLOP/s" in done.stdout

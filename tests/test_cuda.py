@@ -147,7 +147,7 @@ def test_a_failed_dependency_in_another_context_fails_the_run(gpu, rng):
     (context,) = contexts_for([gpu])
     bound = _doubling(context, 1000)
     schedule = Schedule()
-    source = schedule.add(_FailingContext(), None, lambda wait_for: _FailedEvent(), (), "kernel", "source")
+    source = schedule.add(_FailingContext(), gpu, lambda wait_for: _FailedEvent(), (), "kernel", "source")
     schedule.add(context, gpu, lambda wait_for: context.launch(context.queue(gpu), bound, (1000,), None, wait_for),
                  [source], "kernel", "dependent")
     with pytest.raises(clnn.DeviceError):  # enqueueing it, or waiting for it, as Executor.run does

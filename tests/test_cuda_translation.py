@@ -8,8 +8,7 @@ import pytest
 import clnn
 from clnn.box import Box
 from clnn.cuda import nvrtc
-from clnn.ops import LRN, Conv2d, Dense, Pool
-from clnn.ops import Target
+from clnn.ops import LRN, Activation, Conv2d, ConvTranspose2d, Dense, GemmTile, MatMul, Pool, Resize, Target, Tuning
 from clnn import sources
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="needs clnn[cuda] (cuda-bindings and CUDA 12's NVRTC)")
@@ -24,25 +23,35 @@ def nvrtc_major():
 
 def _layer_builds():
     """(source, options) of every launch that the layers with build options
-    make, for CPU and GPU targets: convolutions (Winograd's in 4x4 and in
-    2x2 tiles on CPUs), a strided one (an implicit GEMM on CPUs), a grouped
-    one, dense layers at a GEMV batch and at a GEMM batch, a pool (window
-    built in on CPUs) and LRN (window and beta built in)."""
+    make, for CPU and GPU targets: a convolution (GEMM tiles of the default
+    tuning, a K split, Winograd with both tile sizes; on CPUs Winograd in
+    4x4 and in 2x2 tiles), a grouped one, dense
+    layers at GEMV batches and at a GEMM batch, a pool (window built in), an
+    element-wise layer (plane grid), LRN (window and beta built in), MatMul
+    (tile built in), ConvTranspose (channel block) and Resize (modes)."""
     rng = np.random.default_rng(0)
     layers = [
         (Conv2d("conv", "x", rng.standard_normal((8, 4, 3, 3))), (2, 4, 9, 9)),
-        (Conv2d("conv_small", "x", rng.standard_normal((8, 4, 3, 3)), pads=1), (1, 4, 7, 7)),
-        (Conv2d("conv_s2", "x", rng.standard_normal((8, 4, 3, 3)), stride=2), (2, 4, 9, 9)),
-        (Pool("pool", "x", "max", kernel=3, stride=2), (1, 4, 9, 9)),
+        (Conv2d("deep", "x", rng.standard_normal((256, 256, 3, 3))), (1, 256, 7, 7)),
         (Conv2d("dw", "x", rng.standard_normal((8, 1, 3, 3)), groups=4), (2, 4, 9, 9)),
         (Dense("fc", "x", rng.standard_normal((8, 16))), (1, 16)),
+        (Dense("fc", "x", rng.standard_normal((8, 16))), (16, 16)),
         (Dense("fc", "x", rng.standard_normal((8, 16))), (64, 16)),
+        (Pool("pool", "x", "max", kernel=3, stride=2), (1, 8, 9, 9)),
+        (Activation("relu", "x", "relu"), (2, 8, 5, 5)),
         (LRN("lrn", "x", 5), (1, 8, 5, 5)),
+        (MatMul("mm", "x", rng.standard_normal((6, 5))), (3, 4, 6)),
+        (ConvTranspose2d("up", "x", rng.standard_normal((4, 8, 3, 3)), stride=2), (1, 4, 5, 5)),
+        (Resize("nearest", "x", (2, 2)), (1, 4, 5, 5)),
+        (Resize("linear", "x", (2, 2), mode="linear"), (1, 4, 5, 5)),
     ]
+    everywhere = {"winograd_min_channels": 1, "winograd_min_tiles": 1}
+    targets = [Target("cpu"), Target("gpu", 132), Target("gpu", 132, tuning=Tuning(winograd=4, **everywhere)),
+               Target("gpu", 132, tuning=Tuning(winograd=2, conv_tiles=(GemmTile(128, 64, 16, 8, 4),), **everywhere))]
     found = set()
     for layer, shape in layers:
         layer.bind([shape])
-        for target in (Target("cpu"), Target("gpu")):
+        for target in targets:
             for launch in layer.launches(target, Box.whole(layer.out_shape)):
                 found.add((launch.source, tuple(launch.options)))
     return found

@@ -57,11 +57,12 @@ def test_a_spent_budget_starts_no_row(standin, tmp_path, capsys):
 
 
 def test_a_model_it_cannot_load_is_skipped(standin, tmp_path, capsys):
-    assert edge_balance.main(["--models", "no-such-net,resnet50", "--batches", "1",
+    assert edge_balance.main(["--models", "no-such-net,torchvision-resnet50", "--batches", "1",
                               "--output", str(tmp_path / "edge"), *standin]) == 0
     out = capsys.readouterr().out
     assert "no-such-net b1: skipped: unknown model" in out
-    assert "resnet50 b1: skipped: resnet50 is exported by torchvision: it needs the torch worker" in out
+    assert ("torchvision-resnet50 b1: skipped: torchvision-resnet50 is exported by torchvision: it needs the torch "
+            "worker") in out
 
 
 @pytest.mark.parametrize("name", ["lenet5", "squeezenet", "resnet18"])

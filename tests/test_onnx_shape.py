@@ -235,7 +235,17 @@ IMPORT_CASES = [(name, opset) for name in CASES for opset in CASE_OPSETS.get(nam
 @pytest.mark.parametrize("name,opset", IMPORT_CASES, ids=[f"{n}-op{o}" for n, o in IMPORT_CASES])
 def test_import_matches_onnxruntime(name, opset, devices, rng):
     proto, feeds = CASES[name](rng, opset=opset)
-    check_import(proto, feeds, devices)
+    if name in NUMPY_REFERENCE:
+        model = clnn.load(proto.SerializeToString())
+        assert_matches(run_clnn(model, feeds, devices), [NUMPY_REFERENCE[name](*feeds.values())])
+    else:
+        check_import(proto, feeds, devices)
+
+
+# cases checked against numpy instead: onnxruntime 1.30 (the GPU machine's)
+# leaves uninitialised values where Pad wraps more than a dim (1.32 agrees
+# with numpy), and onnx's reference refuses the crop
+NUMPY_REFERENCE = {"pad_wrap": lambda x: np.pad(x[:, :, :-1], ((0, 0), (0, 0), (2, 0), (7, 1)), mode="wrap")}
 
 
 def test_split_makes_a_layer_per_used_output(devices, rng):

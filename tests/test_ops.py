@@ -82,10 +82,15 @@ CASES = {
     "conv_1x1x1": conv((1, 1, 1, 1), 1, 1, activation=None),
     "conv_wide_k": conv((2, 5, 13, 1), 70, (3, 1), pads=(1, 0, 1, 0)),
     "conv_big_k": conv((1, 40, 9, 11), 13, 3, pads=1),
+    "conv3x3_odd_residual": conv((2, 5, 11, 13), 7, 3, pads=1, residual=True, activation=("leaky_relu", 0.1)),
+    "conv3x3_asym_pads": conv((3, 6, 10, 9), 5, 3, pads=(0, 2, 1, 0), bias=False, activation=None),
+    "conv3x3_no_pads": conv((1, 9, 6, 15), 17, 3, activation="sigmoid"),
     "dense_gemv": dense(1, 37, 13, activation="relu"),
     "dense_gemv_b3": dense(3, 300, 13, bias=False),
     "dense_tiled": dense(13, 50, 7, activation="relu"),
     "dense_gemv_b17": dense(17, 70, 9),
+    "dense_gemv_b16_odd_k": dense(16, 301, 37, activation="relu"),
+    "dense_gemv_b5_many_rows": dense(5, 70, 133),
     "maxpool2": pool((1, 3, 13, 7), "max", kernel=2, stride=2),
     "maxpool3_ceil": pool((3, 4, 13, 13), "max", kernel=3, stride=2, ceil_mode=True),
     "maxpool_dilated_pad": pool((1, 2, 9, 9), "max", kernel=3, stride=1, pads=1, dilation=2),
@@ -152,19 +157,6 @@ def test_split_on_one_device_reads_only_its_input_box(name, kind, device, rng):
         assert rel_err(actual, expected) < TOL, dim
 
 
-@pytest.mark.oclgrind
-@pytest.mark.parametrize("units", [1, 10_000], ids=["big-tiles", "small-tiles"])
-def test_both_gpu_tile_sizes(units, device, rng, monkeypatch):
-    """The GPU convolution kernel takes 64x64 or 32x32 tiles by how many
-    work-groups the device can hold: both are right."""
-    from clnn.ops import conv
-    monkeypatch.setattr(conv, "GPU_WORK_GROUPS_PER_UNIT", units)
-    for name in ("conv_wide_k", "conv_big_k", "dense_gemv_b17"):
-        model, feeds = build(name, rng)
-        (actual,) = run(model, feeds, Plan.single(model, device), [device], kind="gpu")
-        assert rel_err(actual, model.reference(feeds)[0]) < TOL, name
-
-
 def _share_patterns(extent):
     """Whole to either side, one element, uneven, even."""
     return [(0.0, 1.0), (1.0, 0.0), (1.0 / extent, 1 - 1.0 / extent), (0.37, 0.63), (0.5, 0.5)]
@@ -189,7 +181,13 @@ def test_every_slice_equals_the_whole(name, kind, grouping, memory, pair, rng, m
     model, feeds = build(name, rng)
     for layer in model.layers:
         monkeypatch.setattr(layer, "granule", lambda dim: 1)
-    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]], kind=kind)
+    check_slices(model, feeds, pair, grouping, memory, kind)
+
+
+def check_slices(model, feeds, pair, grouping, memory, kind, tuning=None):
+    """The whole on one device matches the reference; every share pattern
+    of every splittable dimension over ``pair`` gives the whole."""
+    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]], kind=kind, tuning=tuning)
     assert rel_err(whole, model.reference(feeds)[0]) < TOL
     for dim in ("n", "c", "h"):
         splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
@@ -198,7 +196,7 @@ def test_every_slice_equals_the_whole(name, kind, grouping, memory, pair, rng, m
         extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
         for shares in _share_patterns(extent):
             (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair),
-                           grouping=grouping, memory=memory, kind=kind)
+                           grouping=grouping, memory=memory, kind=kind, tuning=tuning)
             assert rel_err(split, whole) < 1e-6, (dim, shares)
 
 

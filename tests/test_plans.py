@@ -17,10 +17,13 @@ from clnn.ops import Conv2d
 from clnn.plan import Placement, Plan
 
 from helpers import ancestors, rand, rel_err
+from test_zoo import SMALL
 
-ZOO_BATCH = {"lenet5": 3, "fcnn": 3, "alexnet": 1, "vgg16": 1, "squeezenet": 2, "resnet18": 2}
+ZOO_BATCH = {"lenet5": 3, "fcnn": 3, "alexnet": 1, "vgg16": 1, "squeezenet": 2, "resnet18": 2, "resnet50": 1,
+             "mobilenet_v2": 1, "yolov2": 1, "posenet": 1, "fst": 2, "retinaface": 1}
 # random plans per model and context grouping: fewer for the heavy models on two cores
-PLANS = {"lenet5": 6, "fcnn": 6, "alexnet": 2, "vgg16": 1, "squeezenet": 3, "resnet18": 3}
+PLANS = {"lenet5": 6, "fcnn": 6, "alexnet": 2, "vgg16": 1, "squeezenet": 3, "resnet18": 3, "resnet50": 1,
+         "mobilenet_v2": 2, "yolov2": 1, "posenet": 1, "fst": 1, "retinaface": 1}
 
 
 def random_plan(model, pair, rng):
@@ -47,7 +50,7 @@ def zoo_runs(devices):
     rng = np.random.default_rng(11)
     found = {}
     for name in clnn.models.ZOO:
-        model = clnn.models.get(name, batch=ZOO_BATCH[name])
+        model = clnn.models.get(name, batch=ZOO_BATCH[name], size=SMALL.get(name))
         x = rand(rng, model.inputs[0].shape)
         (y,) = Executor(model, Plan.single(model, devices[0]), [devices[0]]).run({model.input_names[0]: x})
         found[name] = (model, x, y)

@@ -4,7 +4,9 @@ loads back into the same network.
 
 vgg16 and alexnet run at batch 1 only, to keep the run short; each model is
 built, exported (kept serialized only, to spare memory) and run in
-onnxruntime once per module.
+onnxruntime once per module. The networks of 8 to 90 GFLOP run at reduced
+input sizes (SMALL: the same layers on smaller maps, every pyramid level and
+stride still there); their full sizes are checked by shape inference only.
 """
 
 import zlib
@@ -20,9 +22,15 @@ import clnn
 from helpers import rand, rel_err
 
 TOL = 1e-4
-BATCHED = ("lenet5", "fcnn", "squeezenet", "resnet18")
+BATCHED = ("lenet5", "fcnn", "squeezenet", "resnet18", "fst")
+# input sizes of the tests (a second or two of PoCL each, on two cores)
+SMALL = {"resnet50": 128, "yolov2": 96, "posenet": 32, "fst": (32, 48), "retinaface": 96}
 CASES = [(name, 1) for name in clnn.models.ZOO] + [(name, 2) for name in BATCHED]
 IDS = [f"{name}-b{batch}" for name, batch in CASES]
+# at the full size: (input H, W), output shape at batch 1, GFLOP (a multiply-add is two)
+FULL = {"resnet50": ((224, 224), (1, 1000), 8.18), "mobilenet_v2": ((224, 224), (1, 1000), 0.602),
+        "yolov2": ((416, 416), (1, 125, 13, 13), 29.37), "posenet": ((256, 256), (1, 21, 32, 32), 60.3),
+        "fst": ((480, 640), (1, 3, 480, 640), 78.0), "retinaface": ((640, 640), (1, 16800, 16), 88.6)}
 
 
 @dataclass
@@ -39,7 +47,7 @@ def zoo():
 
     def get(name, batch):
         if (name, batch) not in cache:
-            model = clnn.models.get(name, batch=batch)
+            model = clnn.models.get(name, batch=batch, size=SMALL.get(name))
             data = model.to_onnx().SerializeToString()
             rng = np.random.default_rng(zlib.crc32(f"{name}-{batch}".encode()))
             feeds = {i.name: rand(rng, i.shape) for i in model.inputs}
@@ -91,3 +99,24 @@ def test_export_loads_back(name, batch, zoo, devices):
         [(layer.describe(), layer.out_shape) for layer in original.layers]
     assert reloaded.outputs == original.outputs
     assert rel_err(run_split(reloaded, exported.feeds, devices), exported.expected) < TOL
+
+
+@pytest.mark.parametrize("name", FULL)
+def test_full_size_shapes(name):
+    """The networks tested at SMALL sizes, built at their full sizes: input
+    and output shapes and FLOPs as published (torchvision: ResNet-50 4.09,
+    MobileNetV2 0.30 GMACs; RetinaFace: 16800 anchors of 2 per pixel at
+    strides 8, 16, 32 of 640x640)."""
+    (hw, output, gflop) = FULL[name]
+    model = clnn.models.get(name)
+    assert [i.shape for i in model.inputs] == [(1, 3, *hw)]
+    assert [o.shape for o in model.outputs] == [output]
+    assert model.flops() / 1e9 == pytest.approx(gflop, rel=5e-3)
+
+
+def test_sizes_are_checked():
+    assert clnn.models.get("fst", size=(8, 12)).inputs[0].shape == (1, 3, 8, 12)
+    with pytest.raises(clnn.ModelError, match="size 100 must be one or two positive multiples of 32"):
+        clnn.models.get("yolov2", size=100)
+    with pytest.raises(clnn.ModelError, match="'vgg16' has a fixed input size"):
+        clnn.models.get("vgg16", size=224)

@@ -4,7 +4,9 @@ of its output (see base.py), each declaring itself in the registry
 
 from . import registry
 from .base import Launch, Layer, Target
+from .tuning import CpuBlocks, GemmTile, GemvShape, Tuning
 
 globals().update(registry.layer_classes())
 
-__all__ = ["Launch", "Layer", "Target", "registry", *sorted(registry.layer_classes())]
+__all__ = ["CpuBlocks", "GemmTile", "GemvShape", "Launch", "Layer", "Target", "Tuning", "registry",
+           *sorted(registry.layer_classes())]

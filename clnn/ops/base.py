@@ -4,9 +4,10 @@ A layer knows its output shape, its cost, a numpy reference, which input box
 each output box needs, and how to launch its kernel(s) for any box of its
 output. Launches name their kernel and its arguments by the parameter names
 of the kernel's source (clnn.sources checks them), and name tensors
-symbolically (``In(i)``, ``OUT``, ``Param``); the executor binds them to the
-buffers of the context the slice runs in, so layers never see devices,
-contexts or backends.
+symbolically (``In(i)``, ``OUT``, ``Param``, work buffers ``Scratch``); the
+executor binds them to the buffers of the context the slice runs in, so
+layers never see devices, contexts or backends. A ``Target`` tells them the
+device kind, its limits and the kernel parameters (clnn.ops.tuning).
 
 Tensors have an outside shape of rank 0 to 6 (``in_dims``, ``out_dims``), as
 ONNX sees them, and are stored NCHW (``in_shapes``, ``out_shape``: the 4-D
@@ -23,6 +24,7 @@ from ..box import Box, to4d
 from ..errors import ModelError
 from ..host import page_aligned
 from ..sources import signature
+from .tuning import DEFAULT, Tuning, tuning_for
 
 # Fused activations: spec name -> the code clnn_act (kernels/clnn_common.h)
 # switches on. A spec is a name, or a tuple of the name and its parameters
@@ -60,12 +62,23 @@ class Param:
     name: str
 
 
+@dataclass(frozen=True)
+class Scratch:
+    """A work buffer of at least ``nbytes`` on the device a launch runs on,
+    for a buffer parameter (split-K partial sums, Winograd's transformed
+    tiles). The executor keeps one buffer per device and ``index``, as large
+    as the largest launch on that device asks for: a device's launches run
+    one after another on its in-order queue, so they can share it."""
+    index: int
+    nbytes: int
+
+
 @dataclass
 class Launch:
     kernel: str                 # clnn_<op>_<variant>, defined in one of kernels/*.cl
     global_size: tuple
     local_size: object          # tuple or None
-    args: dict                  # {kernel parameter name: value, In, Out or Param}
+    args: dict                  # {kernel parameter name: value, In, Out, Param or Scratch}
     options: tuple = ()
 
     @property
@@ -83,33 +96,32 @@ class Launch:
 @dataclass(frozen=True)
 class Target:
     """What a layer's kernels are chosen and tuned for: the device kind, its
-    limits, and tuning parameters (("conv.gpu.TM", 64), ...) that override
-    a layer's defaults; hashable, so compiled weights can be cached by it."""
+    limits, and the kernel parameters (clnn.ops.tuning.Tuning); hashable,
+    so compiled weights can be cached by it."""
     kind: str                   # "cpu" or "gpu" (accelerators take the gpu kernels)
     compute_units: int = 1
     local_mem: int = 32768
     max_work_group: int = 256
-    tuning: tuple = ()
+    tuning: Tuning = DEFAULT
     vector_width: int = 8       # floats per vector of the CPU kernels: 8 (AVX2) or 16 (AVX-512)
 
     @classmethod
     def of(cls, device, tuning=None):
+        """The target of ``device``, with ``tuning`` or the device's own
+        (clnn.ops.tuning.tuning_for)."""
         return cls("cpu" if device.kind == "cpu" else "gpu", device.compute_units, device.local_mem_size,
-                   device.max_work_group_size, tuple(sorted((tuning or {}).items())),
+                   device.max_work_group_size, tuning or tuning_for(device),
                    16 if device.native_vector_width >= 16 else 8)
 
     def tuned(self, prefix, defaults):
-        """``defaults`` ({name: value}) with the tuning parameters named
-        ``prefix.name`` applied."""
+        """``defaults`` ({name: value}) with the tuning's op parameters
+        named ``prefix.name`` applied (Tuning.op_params)."""
         found = dict(defaults)
-        for key, value in self.tuning:
+        for key, value in self.tuning.op_params:
             group, _, name = key.rpartition(".")
             if group == prefix and name in found:
                 found[name] = value
         return found
-
-    def with_tuning(self, tuning):
-        return replace(self, tuning=tuple(sorted(dict(self.tuning, **tuning).items())))
 
 
 # Fixed work-group sizes: PoCL compiles a kernel anew for every local size,
@@ -125,9 +137,40 @@ def flat_launch(target, count):
 
 def grid_launch(target, sizes):
     """(global, local) of a 3-D launch over (columns, channels x rows, batch)
-    work-items, as kernels decode them with CLNN_GRID_ELEMENT."""
-    local = (16, 4, 1) if target.kind == "cpu" else (32, 8, 1)
+    work-items, as kernels decode them with CLNN_GRID_ELEMENT. On GPUs the
+    work-group is as wide as the rows (up to 32) and fills up with
+    channel-rows, so that narrow maps (7 columns) leave few work-items idle."""
+    if target.kind == "cpu":
+        local = (16, 4, 1)
+    else:
+        width = min(pow2_at_least(sizes[0]), 32)
+        local = (width, FLAT_LOCAL["gpu"] // width, 1)
     return tuple(ceil_div(max(s, 1), step) * step for s, step in zip(sizes, local)), local
+
+
+# work-groups a launch may have along its second and third dimensions (CUDA's
+# grid, which NVIDIA's OpenCL shares); the first takes 2^31 - 1
+GRID_YZ_LIMIT = 65535
+
+
+def plane_launch(target, box, width):
+    """(global, local) of a GPU launch over ``box`` (rows ``width`` wide) as
+    (the box's rows of one plane, its channels, its batch items): the
+    contiguous run of a plane's rows is dimension 0, so work-items find
+    their element without division (CLNN_PLANE_GRID in eltwise.cl). None
+    where the channels or batch items are too many for such a grid (a long
+    1-D or 2-D tensor stores its elements along them)."""
+    run, channels, items = (box.h1 - box.h0) * width, box.c1 - box.c0, box.n1 - box.n0
+    wide = min(pow2_at_least(run), FLAT_LOCAL["gpu"])
+    deep = min(FLAT_LOCAL["gpu"] // wide, pow2_at_least(channels))
+    if ceil_div(channels, deep) > GRID_YZ_LIMIT or items > GRID_YZ_LIMIT:
+        return None
+    return (ceil_div(run, wide) * wide, ceil_div(channels, deep) * deep, items), (wide, deep, 1)
+
+
+def pow2_at_least(n):
+    """The smallest power of two >= n (1 for n <= 1)."""
+    return 1 << max(int(n) - 1, 0).bit_length()
 
 
 def box_args(box):
@@ -359,6 +402,12 @@ class Layer:
         """The box of input ``index`` (storage shape) that computing
         ``out_box`` reads."""
         return out_box
+
+    def kernel_input_box(self, out_box, index, target):
+        """The box of input ``index`` that the kernels for ``target`` read
+        to compute ``out_box``: ``input_box``, unless they read more (the
+        executor copies this box; the planner prices ``input_box``)."""
+        return self.input_box(out_box, index)
 
     def launches(self, target, out_box):
         raise NotImplementedError

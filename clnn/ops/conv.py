@@ -1,9 +1,11 @@
 """Conv2d: any kernel size, stride, dilation, padding and groups, with
 optional bias, fused activation and fused residual add; ONNX Conv.
 
-Ungrouped convolutions run as an implicit GEMM (``gemm_launch``, which
-Dense shares), on CPUs 3x3 stride-1 ones as Winograd (conv_cpu.py);
-grouped and depthwise ones as a direct loop."""
+Ungrouped convolutions run as an implicit GEMM (``gemm_launches``, which
+Dense shares), on GPUs 3x3 stride-1 ones with enough channels as Winograd
+(winograd.py), on CPUs the GEMM and Winograd of conv_cpu.py; grouped and
+depthwise ones as a direct loop. GPU tiles and the CPU blocking come from
+the target's tuning (clnn.ops.tuning)."""
 
 import copy
 
@@ -12,23 +14,12 @@ import numpy as np
 from ..box import Box
 from ..errors import ModelError
 from ..host import page_aligned
-from . import conv_cpu
-from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
-                   box_args, ceil_div, grid_launch, onnx_attrs_1d, onnx_spatial_rank, onnx_window, pads4, pair)
+from . import conv_cpu, winograd
+from .base import (OUT, Attrs, In, Launch, Layer, Param, Scratch, activation_args, activation_name,
+                   apply_activation, box_args, flat_launch, grid_launch, onnx_attrs_1d, onnx_spatial_rank,
+                   onnx_window, pads4, pair)
+from .gemm import plan_gemm
 from .registry import OpEntry
-
-# GPU tiles (TM x TN outputs per work-group, RM x RN per work-item); see
-# kernels/conv_gemm.cl. Defaults; a Target's tuning parameters conv.gpu.* and
-# conv.gpu_small.* override them. CPUs take the kernels of conv_cpu.py.
-GPU_TILES = {"TM": 64, "TN": 64, "TK": 16, "RM": 4, "RN": 4}
-# where 64 x 64 tiles would leave compute units idle (deep layers at batch 1
-# have few pixels), 32 x 32 tiles give four times the work-groups
-GPU_SMALL_TILES = {"TM": 32, "TN": 32, "TK": 16, "RM": 2, "RN": 2}
-GPU_WORK_GROUPS_PER_UNIT = 2
-
-
-def options(params):
-    return ("-cl-mad-enable",) + tuple(f"-D{k}={v}" for k, v in sorted(params.items()))
 
 
 def conv_reference(x, w, bias, attrs, groups):
@@ -40,15 +31,16 @@ def conv_reference(x, w, bias, attrs, groups):
     oh, ow = attrs.out_size(h, wd)
     xp = np.zeros((n, c, h + pt + pb + sh, wd + pl + pr + sw))
     xp[:, :, pt:pt + h, pl:pl + wd] = x
-    out = np.zeros((n, m, oh, ow))
-    mg = m // groups
-    for g in range(groups):
-        wg = w[g * mg:(g + 1) * mg].astype(np.float64)
-        xg = xp[:, g * cin_g:(g + 1) * cin_g]
-        for i in range(kh):
-            for j in range(kw):
-                patch = xg[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
-                out[:, g * mg:(g + 1) * mg] += np.einsum("mc,nchw->nmhw", wg[:, :, i, j], patch, optimize=True)
+    # one matrix product per kernel tap, batched over items and groups (a
+    # loop over groups made depthwise convolutions take seconds)
+    wg = w.astype(np.float64).reshape(groups, m // groups, cin_g, kh, kw)
+    xg = xp.reshape(n, groups, cin_g, *xp.shape[2:])
+    out = np.zeros((n, groups, m // groups, oh * ow))
+    for i in range(kh):
+        for j in range(kw):
+            patch = xg[..., i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+            out += np.matmul(wg[..., i, j], patch.reshape(n, groups, cin_g, oh * ow))
+    out = out.reshape(n, m, oh, ow)
     if bias is not None:
         out += bias.reshape(1, -1, 1, 1)
     return out
@@ -70,27 +62,38 @@ def gemm_params(target, flat_weight, bias, table):
     return {"w": packed, "bias": bias if bias is not None else np.zeros(1, np.float32), "ktab": table}
 
 
-def gemm_launch(target, box, in_shape, out_shape, k, attrs, has_bias, residual, activation):
-    """The launch of the implicit GEMM computing ``box`` of an output of
+def gemm_launches(target, box, in_shape, out_shape, k, attrs, has_bias, residual, activation):
+    """The launches of the implicit GEMM computing ``box`` of an output of
     ``out_shape`` from an input of ``in_shape``; ``k`` is the GEMM's inner
     size, ``residual`` an In or None."""
     _, _, h, w = in_shape
     _, m, oh, ow = out_shape
     (sh, sw), (pt, pl) = attrs.stride, attrs.pads[:2]
-    bc, bh = box.c1 - box.c0, box.h1 - box.h0
-    pixels = (box.n1 - box.n0) * bh * ow
-    args = {"out": OUT, "in": In(0), "bias": Param("bias"), "res": residual or OUT, "ktab": Param("ktab"),
-            "M": m, "K": k, "H": h, "W": w, "OW": ow, "sh": sh, "sw": sw, "pt": pt, "pl": pl,
-            **box_args(box), "OH": oh, "P": pixels, **activation_args(activation),
-            "has_bias": has_bias, "has_res": residual is not None}
+    pixels = (box.n1 - box.n0) * (box.h1 - box.h0) * ow
+    finish = {"out": OUT, "bias": Param("bias"), "res": residual or OUT, "OW": ow, "OH": oh, **box_args(box),
+              "P": pixels, **activation_args(activation), "has_bias": has_bias, "has_res": residual is not None}
+    args = {**finish, "in": In(0), "ktab": Param("ktab"), "M": m, "K": k, "H": h, "W": w, "sh": sh, "sw": sw,
+            "pt": pt, "pl": pl}
     if target.kind == "gpu":
-        tiles = target.tuned("conv.gpu", GPU_TILES)
-        if ceil_div(pixels, tiles["TN"]) * ceil_div(bc, tiles["TM"]) < GPU_WORK_GROUPS_PER_UNIT * target.compute_units:
-            tiles = target.tuned("conv.gpu_small", GPU_SMALL_TILES)
-        wg = (tiles["TN"] // tiles["RN"], tiles["TM"] // tiles["RM"])
-        size = (ceil_div(pixels, tiles["TN"]) * wg[0], ceil_div(bc, tiles["TM"]) * wg[1])
-        return Launch("clnn_conv_gemm_tiled", size, wg, dict(args, wt=Param("w")), options(tiles))
-    return conv_cpu.gemm_launch(target, box, attrs, args)
+        return _gpu_gemm_launches(target, box, pixels, k, args, finish)
+    return [conv_cpu.gemm_launch(target, box, attrs, args)]
+
+
+def _gpu_gemm_launches(target, box, pixels, k, args, finish):
+    """The GPU GEMM in the tile that clnn.ops.gemm plans, K split into
+    slices where the tiles alone would leave compute units idle; then the
+    reduction of the slices' partial sums (``finish``: its arguments)."""
+    bc = box.c1 - box.c0
+    plan = plan_gemm(target, bc, pixels, k)
+    part = Scratch(0, 4 * plan.slices * bc * pixels if plan.slices > 1 else 4)
+    size, local = plan.groups(bc, pixels)
+    options = plan.tile.options() + target.tuning.build_options
+    found = [Launch("clnn_conv_gemm_tiled", size, local, dict(args, wt=Param("w"), part=part, kc=plan.kc), options)]
+    if plan.slices > 1:
+        size, local = flat_launch(target, bc * pixels)
+        found.append(Launch("clnn_conv_gemm_reduce", size, local, dict(finish, part=part, slices=plan.slices),
+                            options))
+    return found
 
 
 # the layer ---------------------------------------------------------------------------
@@ -201,7 +204,7 @@ class Conv2d(Layer):
         if index == 1:
             return out_box
         _, c, h, _ = self.in_shapes[0]
-        lo, hi = self.attrs.input_rows(*conv_cpu.computed_rows(self, out_box.h0, out_box.h1), h)
+        lo, hi = self.attrs.input_rows(out_box.h0, out_box.h1, h)
         if self.groups == 1:
             c_lo, c_hi = 0, c
         else:
@@ -211,10 +214,19 @@ class Conv2d(Layer):
             c_hi = ((out_box.c1 - 1) // per_group_out + 1) * cin_g
         return Box(out_box.n0, out_box.n1, c_lo, c_hi, lo, hi)
 
+    def kernel_input_box(self, out_box, index, target):
+        """Winograd (GPU or CPU) reads the input rows of whole tiles (clipped
+        to the input)."""
+        if index == 1 or not (winograd.chosen(self, target) or conv_cpu.winograd_tile(self, target)):
+            return self.input_box(out_box, index)
+        h0, h1 = winograd.tile_rows(out_box.h0, out_box.h1, self.out_shape[2])
+        lo, hi = self.attrs.input_rows(h0, h1, self.in_shapes[0][2])
+        return self.input_box(out_box, index).with_range("h", lo, hi)
+
     def granule(self, dim):
         # channels: a CPU panel's worth; rows: whole 4-row Winograd tiles, so
-        # that a row split exchanges no more than the window's halo
-        if dim == "c" or (dim == "h" and conv_cpu.winograd_shape(self)):
+        # that a row split reads no more than the window's halo
+        if dim == "c" or (dim == "h" and winograd.eligible(self)):
             return 4
         return 1
 
@@ -222,6 +234,8 @@ class Conv2d(Layer):
         bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
         if self.groups > 1:
             return {"w": self.weight, "bias": bias}
+        if winograd.chosen(self, target):
+            return {"u": winograd.transform_weights(self.weight, target.tuning.winograd), "bias": bias}
         if conv_cpu.winograd_tile(self, target):
             return {"u": page_aligned(conv_cpu.winograd_weights(self, target)), "bias": bias}
         _, _, h, w = self.in_shapes[0]
@@ -230,11 +244,13 @@ class Conv2d(Layer):
 
     def launches(self, target, box):
         residual = In(1) if self.has_residual else None
+        if winograd.chosen(self, target):  # ungrouped 3x3 stride 1 on a GPU
+            return winograd.launches(self, target, box)
         if conv_cpu.winograd_tile(self, target):
             return [conv_cpu.winograd_launch(self, target, box)]
         if self.groups == 1:
-            return [gemm_launch(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
-                                self.bias is not None, residual, self.activation)]
+            return gemm_launches(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
+                                 self.bias is not None, residual, self.activation)
         _, _, h, w = self.in_shapes[0]
         _, m, oh, ow = self.out_shape
         (kh, kw), (sh, sw), (dh, dw) = self.attrs.kernel, self.attrs.stride, self.attrs.dilation
@@ -284,4 +300,4 @@ def _from_onnx(node):
 
 
 OP = OpEntry(layers=(Conv2d,), onnx={"Conv": _from_onnx},
-             sources=("conv_gemm", "conv_cpu", "conv_winograd_cpu", "conv_direct"))
+             sources=("conv_gemm", "conv_cpu", "conv_direct", "winograd", "conv_winograd_cpu"))

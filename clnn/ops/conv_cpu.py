@@ -18,17 +18,11 @@ work-item reuse its packed pixels more) but small enough to leave
 
 import numpy as np
 
+from . import winograd
 from .base import OUT, In, Launch, Param, activation_args, box_args, ceil_div
 
-# Blocking by vector width (VW floats per vector; see the kernels' headers),
-# defaults that a Target's tuning parameters conv.cpu.* (GEMM) and
-# conv.cpu_winograd.* override: MR output channels per register block; the
-# GEMM packs KC im2col rows at a time for at most NB blocks of 2 * VW pixels
-# and takes at most PBNB panels x blocks; Winograd transforms KC input
-# channels at a time, takes at most TB blocks of 2 * VW tiles and TPB blocks x
-# panels (its accumulators, TPB * 36 * MR * 2 vectors, live in the work-item).
-GEMM_BLOCKS = {8: {"MR": 6, "KC": 128, "NB": 8, "PBNB": 64}, 16: {"MR": 12, "KC": 128, "NB": 4, "PBNB": 32}}
-WINOGRAD_BLOCKS = {8: {"MR": 6, "KC": 8, "TB": 1, "TPB": 16}, 16: {"MR": 12, "KC": 8, "TB": 1, "TPB": 8}}
+# The blocking (MR, KC, ...) comes from the target's tuning (CpuBlocks in
+# clnn.ops.tuning), by the target's vector width; see the kernels' headers.
 ITEMS_PER_CORE = 4
 # panels per work-item that splitting a small layer over more cores stops at
 # (below, its packing repeated costs more than the cores gain)
@@ -37,36 +31,15 @@ SPLIT_PANELS = 4
 # its tiles fill at least this share of those lanes (the deepest layers of
 # small maps at batch 1 fill too few even with 2x2 tiles: the GEMM serves them)
 WINOGRAD_MIN_LANE_USE = 0.5
-# Winograd tiles start at output rows that are multiples of this (both sides divide it)
-WINOGRAD_GRID = 4
-
-# G, the weight transform of F(4x4, 3x3) and F(2x2, 3x3), by tile side
-WINOGRAD_G = {4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                           [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
-              2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]])}
-
-
-def winograd_shape(layer):
-    """Whether the convolution is one that Winograd's F(m x m, 3x3) computes."""
-    a = layer.attrs
-    return layer.groups == 1 and tuple(a.kernel) == (3, 3) and a.stride == (1, 1) and a.dilation == (1, 1)
-
-
-def computed_rows(layer, h0, h1):
-    """Output rows a CPU kernel computes for a box of rows h0..h1: Winograd
-    computes whole tiles aligned to row 0, so that every output comes out
-    the same whatever box it is in."""
-    if not winograd_shape(layer):
-        return h0, h1
-    return h0 // WINOGRAD_GRID * WINOGRAD_GRID, min(ceil_div(h1, WINOGRAD_GRID) * WINOGRAD_GRID, layer.out_shape[2])
 
 
 def winograd_tile(layer, target):
     """The side of the output tiles (4 or 2) Winograd computes this layer
     in on a CPU ``target``, or None where the GEMM serves it better: the
     largest tile that fills at least WINOGRAD_MIN_LANE_USE of the kernel's
-    vectors of 2 * VW tiles."""
-    if target.kind != "cpu" or not winograd_shape(layer):
+    vectors of 2 * VW tiles. Its tiles lie on winograd.GRID's row grid, as
+    the GPU's do (Conv2d.kernel_input_box)."""
+    if target.kind != "cpu" or not winograd.eligible(layer):
         return None
     n, _, oh, ow = layer.out_shape
     lanes = 2 * target.vector_width
@@ -78,11 +51,11 @@ def winograd_tile(layer, target):
 
 
 def gemm_blocks(target):
-    return target.tuned("conv.cpu", GEMM_BLOCKS[target.vector_width])
+    return target.tuning.cpu_blocks.for_width(target.vector_width)[0]
 
 
 def winograd_blocks(target):
-    return target.tuned("conv.cpu_winograd", WINOGRAD_BLOCKS[target.vector_width])
+    return target.tuning.cpu_blocks.for_width(target.vector_width)[1]
 
 
 def pack_panels(target, flat):
@@ -103,7 +76,7 @@ def winograd_weights(layer, target):
     b = winograd_blocks(target)
     mr, kc = b["MR"], b["KC"]
     m, c = layer.weight.shape[:2]
-    g = WINOGRAD_G[winograd_tile(layer, target)]
+    g = winograd.G[winograd_tile(layer, target)]
     points = g.shape[0] ** 2
     u = np.einsum("ai,mcij,bj->mcab", g, layer.weight.astype(np.float64), g).reshape(m, c, points)
     padded = np.zeros((ceil_div(m, mr) * mr, ceil_div(c, kc) * kc, points))

@@ -20,7 +20,7 @@ from .registry import OpEntry
 
 # output channels per work-item (where the channels of a group allow):
 # each input value read serves that many; a Target's tuning parameters
-# conv_transpose.cpu.CB and conv_transpose.gpu.CB override them
+# conv_transpose.cpu.CB and conv_transpose.gpu.CB (Tuning.op_params) override them
 BLOCKS = {"cpu": {"CB": 8}, "gpu": {"CB": 4}}
 
 

@@ -10,15 +10,14 @@ import numpy as np
 from ..errors import ModelError
 from ..host import page_aligned
 from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
-                   flat_launch, onnx_need_rank)
-from .conv import gemm_launch, gemm_params, ktab
+                   ceil_div, flat_launch, onnx_need_rank, pow2_at_least)
+from .conv import gemm_launches, gemm_params, ktab
 from .matmul import MatMul
 from .registry import OpEntry
 
 # batches up to these sizes take the GEMV kernels: a GPU reads the weights
 # once for up to 16 rows; a CPU's tiled kernel already works on 16 at once
 GEMV_MAX_BATCH = {"gpu": 16, "cpu": 4}
-GEMV_LOCAL = 128
 _ONE_BY_ONE = Attrs(kernel=(1, 1))
 
 
@@ -81,20 +80,26 @@ class Dense(Layer):
 
     def params(self, target):
         if self.uses_gemv(target):
-            return {"w": self.weight, "bias": self.bias if self.bias is not None else np.zeros(1, np.float32)}
+            w = self.weight
+            if target.kind == "gpu":  # rows of whole float4s
+                w = np.concatenate([w, np.zeros((w.shape[0], -w.shape[1] % 4), np.float32)], axis=1)
+            bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
+            return {"w": page_aligned(w), "bias": bias}
         return gemm_params(target, self.weight, self.bias, ktab(self.weight.shape[1], 1, 1, 1, 1))
 
     def launches(self, target, box):
         if not self.uses_gemv(target):
-            return [gemm_launch(target, box, self.in_shapes[0], self.out_shape, self.weight.shape[1], _ONE_BY_ONE,
-                                self.bias is not None, None, self.activation)]
-        bc = box.c1 - box.c0
-        args = {"out": OUT, "x": In(0), "w": Param("w"), "bias": Param("bias"), "K": self.weight.shape[1],
-                "n0": box.n0, "bn": box.n1 - box.n0, "c0": box.c0, "bc": bc, **activation_args(self.activation),
-                "has_bias": self.bias is not None}
+            return gemm_launches(target, box, self.in_shapes[0], self.out_shape, self.weight.shape[1], _ONE_BY_ONE,
+                                 self.bias is not None, None, self.activation)
+        bc, bn, k = box.c1 - box.c0, box.n1 - box.n0, self.weight.shape[1]
+        args = {"out": OUT, "x": In(0), "w": Param("w"), "bias": Param("bias"), "K": k, "n0": box.n0, "bn": bn,
+                "c0": box.c0, "bc": bc, **activation_args(self.activation), "has_bias": self.bias is not None}
         if target.kind == "gpu":
-            return [Launch("clnn_gemv_gpu", (bc * GEMV_LOCAL,), (GEMV_LOCAL,), args,
-                           (f"-DLS={GEMV_LOCAL}", f"-DNB={GEMV_MAX_BATCH['gpu']}"))]
+            shape = target.tuning.gemv_shape(bn)
+            nb = min(pow2_at_least(bn), GEMV_MAX_BATCH["gpu"])
+            return [Launch("clnn_gemv_gpu", (ceil_div(bc, shape.rows) * shape.LS,), (shape.LS,),
+                           dict(args, K4=ceil_div(k, 4)),
+                           (f"-DLS={shape.LS}", f"-DKL={shape.KL}", f"-DRR={shape.RR}", f"-DNB={nb}"))]
         size, local = flat_launch(target, bc)
         return [Launch("clnn_gemv_cpu", size, local, args)]
 

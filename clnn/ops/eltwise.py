@@ -9,7 +9,7 @@ from ..box import Box
 from ..errors import ModelError
 from ..host import page_aligned
 from .base import (OUT, In, Launch, Layer, Out, Param, activation_args, activation_name, apply_activation, box_args,
-                   flat_launch)
+                   flat_launch, plane_launch)
 from .registry import OpEntry
 
 # the op codes of kernels/eltwise.cl
@@ -22,15 +22,24 @@ NUMPY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide
 VARIADIC = {"Add": "Add", "Mul": "Mul", "Max": "Max", "Min": "Min", "Mean": "Add"}
 B_TENSOR, B_CHANNEL, B_SCALAR = 0, 1, 2
 DIMS = 6    # the strided kernel's dimensions (clnn.box.MAX_RANK)
+# the kernels that find their element with CLNN_BOX_OFFSET, and so may run
+# on a plane grid (clnn_eltwise_strided needs the column split: flat)
+PLANE_GRID_KERNELS = ("clnn_eltwise_box", "clnn_scale_shift_box")
 
 
 def flat_box_launch(target, kernel, out_shape, box, args):
-    """A 1-D launch over the elements of ``box``, with the box geometry
-    arguments every flat elementwise kernel takes."""
+    """A launch over the elements of ``box``, with the box geometry
+    arguments every elementwise kernel takes: on GPUs, for the kernels of
+    PLANE_GRID_KERNELS, a plane grid where it fits (base.plane_launch,
+    CLNN_PLANE_GRID in eltwise.cl); else 1-D."""
     _, _, h, w = out_shape
     count = box.count(w)
-    size, local = flat_launch(target, count)
-    return Launch(kernel, size, local, {**args, "H": h, "W": w, **box_args(box), "count": count})
+    args = {**args, "H": h, "W": w, **box_args(box), "count": count}
+    if target.kind == "gpu" and kernel in PLANE_GRID_KERNELS:
+        grid = plane_launch(target, box, w)
+        if grid is not None:
+            return Launch(kernel, *grid, args, ("-DCLNN_PLANE_GRID",))
+    return Launch(kernel, *flat_launch(target, count), args)
 
 
 def aligned(dims, rank):

@@ -316,7 +316,7 @@ def groups_limits(target):
     at least ``groups_from`` elements, fewer than ``groups_below`` of them
     in a box (a CPU fills its cores by work-items where there are enough
     groups). Tuning parameters rows.groups_from and rows.groups_below
-    override."""
+    (Tuning.op_params) override."""
     if target.kind == "gpu":
         defaults = {"groups_from": 128, "groups_below": 2 ** 31}
     else:

@@ -101,7 +101,8 @@ class Pool(Layer):
             window = (f"-DCLNN_POOL_KH={kh}", f"-DCLNN_POOL_KW={kw}", f"-DCLNN_POOL_SW={sw}") if fixed else ()
             return [Launch("clnn_pool_rows_cpu", (box.c1 - box.c0, box.n1 - box.n0), (1, 1), args, window)]
         size, local = grid_launch(target, (ow, (box.c1 - box.c0) * (box.h1 - box.h0), box.n1 - box.n0))
-        return [Launch("clnn_pool_box", size, local, args)]
+        fixed = (f"-DCLNN_POOL_KH={kh}", f"-DCLNN_POOL_KW={kw}") if kh * kw <= MAX_FIXED_WINDOW else ()
+        return [Launch("clnn_pool_box", size, local, args, fixed)]
 
     def to_onnx(self, writer):
         x = self.inputs[0]

@@ -17,9 +17,10 @@ class OpEntry:
     sources: tuple = ()                        # kernels/<source>.cl its launches use
 
 
-# modules that serve the op modules: the layer base, this registry, the CPU
-# convolution kernels' choice and launches
-_NOT_OPS = {"base", "registry", "conv_cpu"}
+# modules that serve the op modules: the layer base, this registry, kernel
+# parameters (tuning), the GPU GEMM's work-group plan, Winograd's launches,
+# the CPU convolutions' choice and launches
+_NOT_OPS = {"base", "registry", "tuning", "gemm", "winograd", "conv_cpu"}
 _entries = None
 
 
