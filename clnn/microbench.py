@@ -61,7 +61,7 @@ def main(argv=None):
     parser.add_argument("--devices", default=None, help="device selector (default: CLNN_DEVICES or all)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per layer and device (default 10)")
     parser.add_argument("--tune", default="", help="kernel parameters (clnn.ops.Tuning fields), e.g. "
-                        "conv_tiles=128x128x8/8x8+64x64x16/4x4,winograd=0,cpu_blocks.PB=64")
+                        "conv_tiles=128x128x8/8x8+64x64x16/4x4,winograd=0,cpu_blocks.PBNB=32")
     parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True,
                         help="time each layer in the device's peer too: onnxruntime (CPU), torch with cuDNN (GPU); "
                         "default on, a row shows '-' where the peer is not installed")

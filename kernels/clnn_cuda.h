@@ -63,6 +63,12 @@ __device__ inline float8 operator+(const float8 &a, const float8 &b)
                   a.s4 + b.s4, a.s5 + b.s5, a.s6 + b.s6, a.s7 + b.s7);
 }
 
+__device__ inline float8 operator-(const float8 &a, const float8 &b)
+{
+    return float8(a.s0 - b.s0, a.s1 - b.s1, a.s2 - b.s2, a.s3 - b.s3,
+                  a.s4 - b.s4, a.s5 - b.s5, a.s6 - b.s6, a.s7 - b.s7);
+}
+
 __device__ inline float8 operator*(const float8 &a, const float8 &b)
 {
     return float8(a.s0 * b.s0, a.s1 * b.s1, a.s2 * b.s2, a.s3 * b.s3,

@@ -1,35 +1,45 @@
 /* Convolution (and Dense) as an implicit GEMM tuned for CPUs.
  *
- * One work-item computes 16 pixels of the box for PB panels of MR output
- * channels. It packs the 16 im2col columns, KC rows at a time, into local
- * memory (bounds tests happen once per run of pixels along a row), then
- * runs an MR x 16 register-blocked micro-kernel over each panel: MR broadcast weights times
- * two float8 rows per k, the shape that keeps the CPU's vector FMA units
- * busy. Weights come packed by panels, wpk[(panel * K + k) * MR + i] for
- * channel panel * MR + i (zero past the last channel), so each k reads MR
- * neighbouring floats. Panels are aligned to channel 0: a box starting at a
- * channel that is not a multiple of MR computes the panel around it and
+ * One work-item computes nb blocks of NR = 2 * VW consecutive pixels of the
+ * box for pb panels of MR output channels. It packs the blocks' im2col
+ * columns, KC rows at a time, into its own memory (bounds tests happen
+ * once per run of pixels along a row; for each row of the table it reads
+ * the nb blocks' pixels one after the other, a contiguous stretch of the
+ * input that the CPU's prefetchers follow), then runs an MR x NR
+ * register-blocked micro-kernel for each panel and block: MR broadcast
+ * weights times two floatv per k, the shape that keeps the CPU's vector FMA
+ * units busy. Weights come packed by panels, wpk[(panel * K + k) * MR + i]
+ * for channel panel * MR + i (zero past the last channel), so each k reads
+ * MR neighbouring floats. Panels are aligned to channel 0: a box starting at
+ * a channel that is not a multiple of MR computes the panel around it and
  * stores only its own channels.
  *
- * The packed columns are reused by every panel of the work-item, so more
- * panels per work-item (pb, at most PB) pay less packing per output; the
- * host lowers pb where that would leave cores idle.
+ * The packed columns serve every panel of the work-item and the weights
+ * every block, so more of both pay less packing and weight traffic per
+ * output; the host keeps pb * nb <= PBNB (the accumulators' room) and lowers
+ * them where that would leave cores idle. Blocks whose pixels form one run
+ * along a row are stored as vectors.
  *
- * Build options: -DMR (4 or 6 or 8), -DPB (most panels a work-item takes),
- * -DKC (im2col rows packed at a time). */
+ * Build options: -DVW (8 or 16), -DMR (output channels per register block),
+ * -DKC (im2col rows packed at a time), -DNB (most pixel blocks a work-item
+ * takes), -DPBNB (most panels x blocks). */
 #include "clnn_common.h"
+#include "clnn_vector.h"
 
 #ifndef MR
 #define MR 6
 #endif
-#ifndef PB
-#define PB 96
-#endif
 #ifndef KC
-#define KC 256
+#define KC 64
+#endif
+#ifndef NB
+#define NB 2
+#endif
+#ifndef PBNB
+#define PBNB 8
 #endif
 
-#define NR 16
+#define NR (2 * VW)
 
 __kernel CLNN_WORK_GROUP(1, 1, 1)
 void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float *wpk,
@@ -38,120 +48,160 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                         const int sh, const int sw, const int pt, const int pl,
                         const int n0, const int c0, const int h0, const int bc, const int bh,
                         const int OH, const int P, const int act, const float alpha, const float beta,
-                        const int has_bias, const int has_res, const int pb)
+                        const int has_bias, const int has_res, const int flat, const int pb,
+                        const int nb)
 {
-    __local float8 panel8[KC * 2];
-    CLNN_LOCAL_PTR float *panel = (CLNN_LOCAL_PTR float *)panel8;
-    float8 acc_mem8[PB * MR * 2];
-    const int p0 = get_global_id(0) * NR;
+    floatv panel_v[NB * KC * 2];
+    float *panel = (float *)panel_v;
+    floatv acc[PBNB * MR * 2];
+    const int p_first = get_global_id(0) * nb * NR;
+    const int blocks = min(nb, (P - p_first + NR - 1) / NR);
     const int first_panel = c0 / MR + get_global_id(1) * pb;
     const int last_panel = min(first_panel + pb, (c0 + bc + MR - 1) / MR);
+    const int np = last_panel - first_panel;
     const int box_plane = bh * OW;
 
-    /* The 16 pixels fall into runs along output rows; a run reads one input
-     * row at stride sw, so packing copies runs, not single elements. */
-    int run_j[NR], run_len[NR], run_base[NR], run_ih[NR], run_iw[NR], run_out[NR], run_res[NR];
-    int runs = 0;
-    for (int j = 0; j < NR && p0 + j < P;) {
-        const int p = p0 + j;
-        const int n = n0 + p / box_plane;
-        const int rem = p % box_plane;
-        const int ow = rem % OW;
-        const int len = min(NR - j, min(OW - ow, P - p));
-        const int oh = h0 + rem / OW;
-        run_j[runs] = j;
-        run_len[runs] = len;
-        run_base[runs] = in_off + n * in_ns;
-        run_ih[runs] = oh * sh - pt;
-        run_iw[runs] = ow * sw - pl;
-        /* where the run's first pixel goes in channel 0 (and where its
-         * residual comes from), so stores need no divisions */
-        run_out[runs] = CLNN_AT(out, n, 0, oh, ow, OH, OW);
-        run_res[runs] = CLNN_AT(res, n, 0, oh, ow, OH, OW);
-        runs++;
-        j += len;
+    /* A block's pixels fall into runs along output rows; a run reads one
+     * input row at stride sw, so packing copies runs, not single elements.
+     * Block b's runs are run_*[b * NR ..], run_count[b] of them. A 1x1,
+     * stride-1, unpadded convolution (flat) reads its input plane as the
+     * output plane is laid out: its runs go on across rows. */
+    int run_j[NB * NR], run_len[NB * NR], run_base[NB * NR], run_ih[NB * NR], run_iw[NB * NR];
+    int run_out[NB * NR], run_res[NB * NR], run_count[NB];
+    for (int b = 0; b < blocks; b++) {
+        const int p0 = p_first + b * NR;
+        int runs = 0;
+        for (int j = 0; j < NR && p0 + j < P;) {
+            const int p = p0 + j;
+            const int n = n0 + p / box_plane;
+            const int rem = p % box_plane;
+            const int ow = rem % OW;
+            const int len = min(NR - j, min(flat ? box_plane - rem : OW - ow, P - p));
+            const int oh = h0 + rem / OW;
+            const int r = b * NR + runs;
+            run_j[r] = j;
+            run_len[r] = len;
+            run_base[r] = in_off + n * in_ns;
+            run_ih[r] = oh * sh - pt;
+            run_iw[r] = ow * sw - pl;
+            /* where the run's first pixel goes in channel 0 (and where its
+             * residual comes from), so stores need no divisions */
+            run_out[r] = CLNN_AT(out, n, 0, oh, ow, OH, OW);
+            run_res[r] = CLNN_AT(res, n, 0, oh, ow, OH, OW);
+            runs++;
+            j += len;
+        }
+        run_count[b] = runs;
     }
-    const int filled = runs ? run_j[runs - 1] + run_len[runs - 1] : 0;
-    for (int i = 0; i < pb * MR * 2; i++)
-        acc_mem8[i] = 0.0f;
+    for (int i = 0; i < np * blocks * MR * 2; i++)
+        acc[i] = 0.0f;
 
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = min(KC, K - k0);
         for (int kk = 0; kk < kc; kk++) {
             const int4 t = ktab[k0 + kk];
-            CLNN_LOCAL_PTR float *dst = panel + kk * NR;
-            for (int r = 0; r < runs; r++) {
-                CLNN_LOCAL_PTR float *d = dst + run_j[r];
-                const int len = run_len[r];
-                const int ih = run_ih[r] + t.y;
-                const int iw = run_iw[r] + t.z;
-                /* columns lo..hi of the run fall inside the input row */
-                int lo = 0, hi = 0;
-                if (ih >= 0 && ih < H) {
-                    lo = iw >= 0 ? 0 : (-iw + sw - 1) / sw;
-                    hi = W - iw > 0 ? min(len, (W - iw + sw - 1) / sw) : 0;
-                    lo = min(lo, hi);
+            for (int b = 0; b < blocks; b++) {
+                float *dst = panel + (b * KC + kk) * NR;
+                int filled = 0;
+                for (int r = b * NR; r < b * NR + run_count[b]; r++) {
+                    float *d = dst + run_j[r];
+                    const int len = run_len[r];
+                    const int ih = run_ih[r] + t.y;
+                    const int iw = run_iw[r] + t.z;
+                    /* columns lo..hi of the run fall inside the input row
+                     * (ternaries: min and max are calls in older PoCLs) */
+                    int lo = 0, hi = flat ? len : 0;
+                    if (!flat && ih >= 0 && ih < H) {
+                        lo = iw >= 0 ? 0 : (-iw + sw - 1) / sw;
+                        hi = W - iw > 0 ? (W - iw + sw - 1) / sw : 0;
+                        hi = hi < len ? hi : len;
+                        lo = lo < hi ? lo : hi;
+                    }
+                    __global const float *src = in + run_base[r] + t.x + ih * W + iw;
+                    for (int j = 0; j < lo; j++)
+                        d[j] = 0.0f;
+                    if (sw == 1) {
+                        for (int j = lo; j < hi; j++)
+                            d[j] = src[j];
+                    } else if (sw == 2 && lo == 0 && hi == NR && iw + 2 * NR <= W) {
+                        /* a whole block at stride 2 (its row holds the
+                         * last, odd, lane too): the even lanes of four vectors */
+                        floatv *dv = (floatv *)d;
+                        dv[0] = CLNN_EVEN_LANES(CLNN_LOADV(src), CLNN_LOADV(src + VW));
+                        dv[1] = CLNN_EVEN_LANES(CLNN_LOADV(src + 2 * VW), CLNN_LOADV(src + 3 * VW));
+                    } else {
+                        for (int j = lo; j < hi; j++)
+                            d[j] = src[j * sw];
+                    }
+                    for (int j = hi; j < len; j++)
+                        d[j] = 0.0f;
+                    filled = run_j[r] + len;
                 }
-                __global const float *src = in + run_base[r] + t.x + ih * W + iw;
-                for (int j = 0; j < lo; j++)
-                    d[j] = 0.0f;
-                if (sw == 1) {
-                    for (int j = lo; j < hi; j++)
-                        d[j] = src[j];
-                } else {
-                    for (int j = lo; j < hi; j++)
-                        d[j] = src[j * sw];
-                }
-                for (int j = hi; j < len; j++)
-                    d[j] = 0.0f;
+                for (int j = filled; j < NR; j++)
+                    dst[j] = 0.0f;
             }
-            for (int j = filled; j < NR; j++)
-                dst[j] = 0.0f;
         }
         for (int q = first_panel; q < last_panel; q++) {
             __global const float *wk = wpk + ((size_t)q * K + k0) * MR;
-            float8 *acc = acc_mem8 + (q - first_panel) * MR * 2;
-            float8 lo[MR], hi[MR];
-#pragma unroll
-            for (int i = 0; i < MR; i++) {
-                lo[i] = acc[2 * i];
-                hi[i] = acc[2 * i + 1];
-            }
-            for (int kk = 0; kk < kc; kk++) {
-                const float8 b0 = panel8[2 * kk];
-                const float8 b1 = panel8[2 * kk + 1];
+            for (int b = 0; b < blocks; b++) {
+                floatv *a = acc + ((q - first_panel) * blocks + b) * MR * 2;
+                const floatv *pv = panel_v + b * KC * 2;
+                floatv lo[MR], hi[MR];
 #pragma unroll
                 for (int i = 0; i < MR; i++) {
-                    const float w = wk[kk * MR + i];
-                    lo[i] += w * b0;
-                    hi[i] += w * b1;
+                    lo[i] = a[2 * i];
+                    hi[i] = a[2 * i + 1];
                 }
-            }
+                for (int kk = 0; kk < kc; kk++) {
+                    const floatv b0 = pv[2 * kk];
+                    const floatv b1 = pv[2 * kk + 1];
 #pragma unroll
-            for (int i = 0; i < MR; i++) {
-                acc[2 * i] = lo[i];
-                acc[2 * i + 1] = hi[i];
+                    for (int i = 0; i < MR; i++) {
+                        const float w = wk[kk * MR + i];
+                        lo[i] += w * b0;
+                        hi[i] += w * b1;
+                    }
+                }
+#pragma unroll
+                for (int i = 0; i < MR; i++) {
+                    a[2 * i] = lo[i];
+                    a[2 * i + 1] = hi[i];
+                }
             }
         }
     }
 
-    const float *acc_mem = (const float *)acc_mem8;
     for (int q = first_panel; q < last_panel; q++) {
         for (int i = 0; i < MR; i++) {
             const int c = q * MR + i;
             if (c < c0 || c >= c0 + bc)
                 continue;
-            const float b = has_bias ? bias[c] : 0.0f;
+            const float bv = has_bias ? bias[c] : 0.0f;
             const int plane = c * OH * OW;
-            const float *acc = acc_mem + ((q - first_panel) * MR + i) * NR;
-            for (int r = 0; r < runs; r++) {
-                __global float *dst = out + run_out[r] + plane;
-                const float *src = acc + run_j[r];
-                for (int j = 0; j < run_len[r]; j++) {
-                    float v = src[j] + b;
-                    if (has_res)
-                        v += res[run_res[r] + plane + j];
-                    dst[j] = clnn_act(v, act, alpha, beta);
+            for (int b = 0; b < blocks; b++) {
+                floatv *a = acc + (((q - first_panel) * blocks + b) * MR + i) * 2;
+                const int r0 = b * NR;
+                if (run_count[b] == 1 && run_len[r0] == NR) {
+                    /* one run of NR pixels: vector stores */
+                    floatv v0 = a[0] + bv, v1 = a[1] + bv;
+                    if (has_res) {
+                        v0 += CLNN_LOADV(res + run_res[r0] + plane);
+                        v1 += CLNN_LOADV(res + run_res[r0] + plane + VW);
+                    }
+                    CLNN_STOREV(out + run_out[r0] + plane, clnn_actv(v0, act, alpha, beta));
+                    CLNN_STOREV(out + run_out[r0] + plane + VW, clnn_actv(v1, act, alpha, beta));
+                    continue;
+                }
+                const float *src = (const float *)a;
+                for (int r = r0; r < r0 + run_count[b]; r++) {
+                    __global float *dst = out + run_out[r] + plane;
+                    const float *s = src + run_j[r];
+                    for (int j = 0; j < run_len[r]; j++) {
+                        float v = s[j] + bv;
+                        if (has_res)
+                            v += res[run_res[r] + plane + j];
+                        dst[j] = clnn_act(v, act, alpha, beta);
+                    }
                 }
             }
         }

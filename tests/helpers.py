@@ -19,18 +19,19 @@ def rel_err(actual, expected):
     return np.inf if np.isnan(diff).any() else diff.max() / scale
 
 
-def target(device, kind=None, tuning=None):
+def target(device, kind=None, tuning=None, vector_width=8):
     """The device's Target, with the kernels for ``kind`` ("cpu" or "gpu")
-    whatever the device, and ``tuning`` (clnn.ops.Tuning) where given."""
-    found = Target.of(device, tuning)
+    whatever the device, and ``tuning`` (clnn.ops.Tuning) where given; CPU
+    kernels on vectors of ``vector_width`` floats."""
+    found = replace(Target.of(device, tuning), vector_width=vector_width)
     return replace(found, kind=kind) if kind else found
 
 
-def run(model, feeds, plan, devices, grouping=None, memory=None, kind=None, tuning=None):
+def run(model, feeds, plan, devices, grouping=None, memory=None, kind=None, tuning=None, vector_width=8):
     """Outputs of one poisoned run of ``model`` under ``plan`` (every tensor
-    in memory of its own, so that the poison shows); ``kind`` and ``tuning``
-    choose the kernels (see ``target``)."""
-    targets = {d.id: target(d, kind, tuning) for d in devices}
+    in memory of its own, so that the poison shows); ``kind``, ``tuning`` and
+    ``vector_width`` choose the kernels (see ``target``)."""
+    targets = {d.id: target(d, kind, tuning, vector_width) for d in devices}
     executor = Executor(model, plan, devices, grouping=grouping, memory=memory, targets=targets, share_memory=False)
     executor.poison()
     return executor.run(feeds)

@@ -24,7 +24,8 @@ def nvrtc_major():
 def _layer_builds():
     """(source, options) of every launch that the layers with build options
     make, for CPU and GPU targets: a convolution (GEMM tiles of the default
-    tuning, a K split, Winograd with both tile sizes), a grouped one, dense
+    tuning, a K split, Winograd with both tile sizes; on CPUs Winograd in
+    4x4 and in 2x2 tiles), a grouped one, dense
     layers at GEMV batches and at a GEMM batch, a pool (window built in), an
     element-wise layer (plane grid), LRN (window and beta built in), MatMul
     (tile built in), ConvTranspose (channel block) and Resize (modes)."""

@@ -46,12 +46,12 @@ def test_devices_without_measurements_take_the_default():
 def test_overrides_read_the_command_line_forms():
     tuning = DEFAULT.with_overrides({"conv_tiles": "128x64x16/8x4+64x64x16/4x4", "winograd": "2",
                                      "gemv": "b16/LS256/KL128/RR2", "build_options": "-cl-nv-maxrregcount=128",
-                                     "cpu_blocks.PB": "64", "wg_per_cu": 3})
+                                     "cpu_blocks.PBNB": "32", "wg_per_cu": 3})
     assert tuning.conv_tiles == (GemmTile(128, 64, 16, 8, 4), GemmTile(64, 64, 16, 4, 4))
     assert tuning.winograd == 2 and tuning.wg_per_cu == 3
     assert tuning.gemv == (GemvShape(16, 256, 128, 2),)
     assert tuning.build_options == ("-cl-nv-maxrregcount=128",)
-    assert tuning.cpu_blocks == CpuBlocks(MR=6, PB=64, KC=256)
+    assert tuning.cpu_blocks == CpuBlocks(PBNB=32)
     assert tuning.max_split == DEFAULT.max_split  # the rest as it was
     assert [GemmTile.parse(str(t)) for t in DEFAULT.conv_tiles] == list(DEFAULT.conv_tiles)
     assert [GemvShape.parse(str(s)) for s in DEFAULT.gemv] == list(DEFAULT.gemv)
@@ -73,13 +73,17 @@ def test_overrides_refuse_unknown_names_and_bad_values(values, message):
         DEFAULT.with_overrides(values)
 
 
-def test_the_cpu_blocking_reaches_the_cpu_kernel():
-    layer = Conv2d("conv", "x", np.ones((16, 8, 3, 3), np.float32), pads=1)
-    layer.bind([(1, 8, 9, 9)])
+def test_the_cpu_blocking_reaches_the_cpu_kernels():
+    """MR reaches the GEMM (a strided convolution) and Winograd (3x3 stride
+    1), doubled on vectors of 16 floats; the weights come in its panels."""
     cpu = Target("cpu", tuning=DEFAULT.with_overrides({"cpu_blocks.MR": "8"}))
-    (launch,) = layer.launches(cpu, clnn.box.Box.whole(layer.out_shape))
-    assert "-DMR=8" in launch.options
-    assert layer.params(cpu)["w"].shape == (2, 72, 8)  # two panels of 8 output channels
+    for stride, kernel, packed in ((2, "clnn_conv_gemm_cpu", "w"), (1, "clnn_conv_winograd_cpu", "u")):
+        layer = Conv2d("conv", "x", np.ones((16, 8, 3, 3), np.float32), pads=1, stride=stride)
+        layer.bind([(1, 8, 9, 9)])
+        for target_, mr in ((cpu, 8), (replace(cpu, vector_width=16), 16)):
+            (launch,) = layer.launches(target_, clnn.box.Box.whole(layer.out_shape))
+            assert launch.kernel == kernel and f"-DMR={mr}" in launch.options
+            assert layer.params(target_)[packed].shape[0] == 16 // mr  # panels of MR output channels
 
 
 def test_op_parameters_override_the_defaults_their_modules_keep():

@@ -103,13 +103,15 @@ class Target:
     local_mem: int = 32768
     max_work_group: int = 256
     tuning: Tuning = DEFAULT
+    vector_width: int = 8       # floats per vector of the CPU kernels: 8 (AVX2) or 16 (AVX-512)
 
     @classmethod
     def of(cls, device, tuning=None):
         """The target of ``device``, with ``tuning`` or the device's own
         (clnn.ops.tuning.tuning_for)."""
         return cls("cpu" if device.kind == "cpu" else "gpu", device.compute_units, device.local_mem_size,
-                   device.max_work_group_size, tuning or tuning_for(device))
+                   device.max_work_group_size, tuning or tuning_for(device),
+                   16 if device.native_vector_width >= 16 else 8)
 
     def tuned(self, prefix, defaults):
         """``defaults`` ({name: value}) with the tuning's op parameters

@@ -3,8 +3,9 @@ optional bias, fused activation and fused residual add; ONNX Conv.
 
 Ungrouped convolutions run as an implicit GEMM (``gemm_launches``, which
 Dense shares), on GPUs 3x3 stride-1 ones with enough channels as Winograd
-(winograd.py); grouped and depthwise ones as a direct loop. GPU tiles and
-the CPU blocking come from the target's tuning (clnn.ops.tuning)."""
+(winograd.py), on CPUs the GEMM and Winograd of conv_cpu.py; grouped and
+depthwise ones as a direct loop. GPU tiles and the CPU blocking come from
+the target's tuning (clnn.ops.tuning)."""
 
 import copy
 
@@ -13,15 +14,12 @@ import numpy as np
 from ..box import Box
 from ..errors import ModelError
 from ..host import page_aligned
-from . import winograd
+from . import conv_cpu, winograd
 from .base import (OUT, Attrs, In, Launch, Layer, Param, Scratch, activation_args, activation_name,
-                   apply_activation, box_args, ceil_div, flat_launch, grid_launch, onnx_attrs_1d, onnx_spatial_rank,
+                   apply_activation, box_args, flat_launch, grid_launch, onnx_attrs_1d, onnx_spatial_rank,
                    onnx_window, pads4, pair)
 from .gemm import plan_gemm
 from .registry import OpEntry
-
-# work-items per CPU core that the panel count per work-item must leave
-CPU_ITEMS_PER_CORE = 4
 
 
 def conv_reference(x, w, bias, attrs, groups):
@@ -60,14 +58,7 @@ def ktab(cin, in_h, in_w, kh, kw, dilation=(1, 1)):
 
 def gemm_params(target, flat_weight, bias, table):
     """Weights (M, K) packed as the GEMM kernel for ``target`` reads them."""
-    m = flat_weight.shape[0]
-    if target.kind == "gpu":
-        packed = page_aligned(flat_weight.T)
-    else:
-        mr = target.tuning.cpu_blocks.MR
-        panels = np.zeros((ceil_div(m, mr) * mr, flat_weight.shape[1]), np.float32)
-        panels[:m] = flat_weight
-        packed = page_aligned(panels.reshape(-1, mr, flat_weight.shape[1]).transpose(0, 2, 1))
+    packed = page_aligned(flat_weight.T if target.kind == "gpu" else conv_cpu.pack_panels(target, flat_weight))
     return {"w": packed, "bias": bias if bias is not None else np.zeros(1, np.float32), "ktab": table}
 
 
@@ -85,13 +76,7 @@ def gemm_launches(target, box, in_shape, out_shape, k, attrs, has_bias, residual
             "pt": pt, "pl": pl}
     if target.kind == "gpu":
         return _gpu_gemm_launches(target, box, pixels, k, args, finish)
-    blocks = target.tuning.cpu_blocks
-    panels = ceil_div(box.c1, blocks.MR) - box.c0 // blocks.MR
-    pixel_blocks = ceil_div(pixels, 16)
-    items = min(panels, ceil_div(CPU_ITEMS_PER_CORE * target.compute_units, pixel_blocks))
-    per_item = min(blocks.PB, ceil_div(panels, items))
-    size = (pixel_blocks, ceil_div(panels, per_item))
-    return [Launch("clnn_conv_gemm_cpu", size, (1, 1), dict(args, wpk=Param("w"), pb=per_item), blocks.options())]
+    return [conv_cpu.gemm_launch(target, box, attrs, args)]
 
 
 def _gpu_gemm_launches(target, box, pixels, k, args, finish):
@@ -230,15 +215,20 @@ class Conv2d(Layer):
         return Box(out_box.n0, out_box.n1, c_lo, c_hi, lo, hi)
 
     def kernel_input_box(self, out_box, index, target):
-        """Winograd reads the input rows of whole tiles (clipped to the input)."""
-        if index == 1 or not winograd.chosen(self, target):
+        """Winograd (GPU or CPU) reads the input rows of whole tiles (clipped
+        to the input)."""
+        if index == 1 or not (winograd.chosen(self, target) or conv_cpu.winograd_tile(self, target)):
             return self.input_box(out_box, index)
         h0, h1 = winograd.tile_rows(out_box.h0, out_box.h1, self.out_shape[2])
         lo, hi = self.attrs.input_rows(h0, h1, self.in_shapes[0][2])
         return self.input_box(out_box, index).with_range("h", lo, hi)
 
     def granule(self, dim):
-        return 4 if dim == "c" else 1
+        # channels: a CPU panel's worth; rows: whole 4-row Winograd tiles, so
+        # that a row split reads no more than the window's halo
+        if dim == "c" or (dim == "h" and winograd.eligible(self)):
+            return 4
+        return 1
 
     def params(self, target):
         bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
@@ -246,6 +236,8 @@ class Conv2d(Layer):
             return {"w": self.weight, "bias": bias}
         if winograd.chosen(self, target):
             return {"u": winograd.transform_weights(self.weight, target.tuning.winograd), "bias": bias}
+        if conv_cpu.winograd_tile(self, target):
+            return {"u": page_aligned(conv_cpu.winograd_weights(self, target)), "bias": bias}
         _, _, h, w = self.in_shapes[0]
         table = ktab(self.weight.shape[1], h, w, *self.weight.shape[2:], self.attrs.dilation)
         return gemm_params(target, self.weight.reshape(self.weight.shape[0], -1), self.bias, table)
@@ -254,6 +246,8 @@ class Conv2d(Layer):
         residual = In(1) if self.has_residual else None
         if winograd.chosen(self, target):  # ungrouped 3x3 stride 1 on a GPU
             return winograd.launches(self, target, box)
+        if conv_cpu.winograd_tile(self, target):
+            return [conv_cpu.winograd_launch(self, target, box)]
         if self.groups == 1:
             return gemm_launches(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
                                  self.bias is not None, residual, self.activation)
@@ -306,4 +300,4 @@ def _from_onnx(node):
 
 
 OP = OpEntry(layers=(Conv2d,), onnx={"Conv": _from_onnx},
-             sources=("conv_gemm", "conv_cpu", "conv_direct", "winograd"))
+             sources=("conv_gemm", "conv_cpu", "conv_direct", "winograd", "conv_winograd_cpu"))

@@ -95,6 +95,11 @@ class Pool(Layer):
                 "H": h, "W": w, "OH": oh, "OW": ow, "KH": kh, "KW": kw, "sh": sh, "sw": sw, "dh": dh, "dw": dw,
                 "pad_top": pt, "pad_left": pl, "pad_bottom": pb, "pad_right": pr, **box_args(box),
                 "bn": box.n1 - box.n0}
+        if target.kind == "cpu":
+            # one work-item per channel and batch item, the window built in (kernels/pool.cl)
+            fixed = not self.is_global and kh * kw <= MAX_FIXED_WINDOW
+            window = (f"-DCLNN_POOL_KH={kh}", f"-DCLNN_POOL_KW={kw}", f"-DCLNN_POOL_SW={sw}") if fixed else ()
+            return [Launch("clnn_pool_rows_cpu", (box.c1 - box.c0, box.n1 - box.n0), (1, 1), args, window)]
         size, local = grid_launch(target, (ow, (box.c1 - box.c0) * (box.h1 - box.h0), box.n1 - box.n0))
         fixed = (f"-DCLNN_POOL_KH={kh}", f"-DCLNN_POOL_KW={kw}") if kh * kw <= MAX_FIXED_WINDOW else ()
         return [Launch("clnn_pool_box", size, local, args, fixed)]

@@ -18,8 +18,9 @@ class OpEntry:
 
 
 # modules that serve the op modules: the layer base, this registry, kernel
-# parameters (tuning), the GPU GEMM's work-group plan, Winograd's launches
-_NOT_OPS = {"base", "registry", "tuning", "gemm", "winograd"}
+# parameters (tuning), the GPU GEMM's work-group plan, Winograd's launches,
+# the CPU convolutions' choice and launches
+_NOT_OPS = {"base", "registry", "tuning", "gemm", "winograd", "conv_cpu"}
 _entries = None
 
 

@@ -102,15 +102,31 @@ class GemvShape:
 
 @dataclass(frozen=True)
 class CpuBlocks:
-    """Blocking of the CPU convolution (kernels/conv_cpu.cl): MR output
-    channels x 16 pixels per micro-kernel, at most PB panels per work-item,
-    KC rows of im2col packed at a time."""
+    """Blocking of the CPU convolutions (clnn.ops.conv_cpu) on vectors of 8
+    floats (AVX2): MR output channels per register block; the GEMM
+    (kernels/conv_cpu.cl) packs KC im2col rows at a time for at most NB
+    blocks of 16 pixels and takes at most PBNB panels x blocks; Winograd
+    (kernels/conv_winograd_cpu.cl) transforms WKC input channels at a time
+    and takes at most TB blocks of 16 tiles and TPB blocks x panels. On
+    vectors of 16 floats (AVX-512) the register block is as many bytes: MR
+    doubles, the block counts halve (``for_width``)."""
     MR: int = 6
-    PB: int = 96
-    KC: int = 256
+    KC: int = 128
+    NB: int = 8
+    PBNB: int = 64
+    WKC: int = 8
+    TB: int = 1
+    TPB: int = 16
 
-    def options(self):
-        return ("-cl-mad-enable", f"-DKC={self.KC}", f"-DMR={self.MR}", f"-DPB={self.PB}")
+    def for_width(self, vector_width):
+        """(GEMM blocking, Winograd blocking) as the kernels' build options
+        name them, for vectors of ``vector_width`` floats (8 or 16)."""
+        up = vector_width // 8
+
+        def down(count):
+            return max(count // up, 1)
+        return ({"MR": self.MR * up, "KC": self.KC, "NB": down(self.NB), "PBNB": down(self.PBNB)},
+                {"MR": self.MR * up, "KC": self.WKC, "TB": down(self.TB), "TPB": down(self.TPB)})
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,7 @@ class Tuning:
     # extra build options of the GEMM kernels, for one driver (NVIDIA's
     # OpenCL takes -cl-nv-maxrregcount=128: two 256-work-item groups per SM)
     build_options: tuple = ()
-    # the CPU convolution's blocking
+    # the CPU convolutions' blocking
     cpu_blocks: CpuBlocks = CpuBlocks()
     # ((name, value), ...) sorted: parameters of OP_PARAMS whose defaults
     # the op modules keep (by device kind or size); Target.tuned applies them

@@ -24,6 +24,7 @@ class Device:
     driver_version: str = ""
     local_mem_size: int = 32768        # bytes of local (shared) memory per work-group
     max_work_group_size: int = 256
+    native_vector_width: int = 8       # floats per SIMD register (the CPU kernels' vectors)
     simulator: bool = False            # simulates a device (Oclgrind): used only when named
     identity: str = field(default="", repr=False)
     handle: object = field(default=None, repr=False, compare=False)

@@ -92,6 +92,7 @@ class OpenCLBackend(Backend):
                     unified_memory=_unified(d, kind), compute_units=d.max_compute_units,
                     driver_version=d.driver_version, local_mem_size=int(d.local_mem_size),
                     max_work_group_size=int(d.max_work_group_size),
+                    native_vector_width=int(d.native_vector_width_float),
                     simulator=_slug(platform.name) in SIMULATOR_PLATFORMS,
                     identity=_identity(d, kind, _slug(platform.name)),
                     handle=d, platform_version=_numbers(platform.version)))

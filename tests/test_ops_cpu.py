@@ -1,0 +1,129 @@
+"""The CPU kernels' paths (clnn.ops.conv_cpu, kernels/conv_cpu.cl,
+kernels/conv_winograd_cpu.cl, clnn_pool_rows_cpu) at odd sizes against
+their numpy references, with NaN-poisoned outputs, whole and split along
+every dimension; the cases of tests/test_ops.py run these kernels too."""
+
+import numpy as np
+import pytest
+
+from clnn import Model
+from clnn.box import Box
+from clnn.ops import Conv2d, Target, conv_cpu
+from clnn.plan import Plan
+
+from helpers import rand, rel_err, run
+from test_ops import TOL, _share_patterns, _split_plan, conv, dense, pool
+
+CASES = {
+    # Winograd F(4x4, 3x3) at odd sizes: input channels that end a chunk
+    # short, output channels that end a panel short, tiles past the right and
+    # bottom edges, asymmetric pads, several work-items each way
+    "winograd_odd": conv((2, 13, 17, 11), 19, 3, pads=1),
+    "winograd_residual_asym": conv((1, 9, 21, 14), 7, 3, pads=(0, 1, 2, 1), residual=True,
+                                   activation=("clip", 0.0, 6.0)),
+    "winograd_many_items": conv((1, 20, 23, 30), 40, 3, pads=1, activation="tanh"),
+    # Winograd F(2x2, 3x3), for maps with too few 4x4 tiles
+    "winograd_2x2": conv((1, 10, 7, 7), 13, 3, pads=1),
+    "winograd_2x2_residual_asym": conv((2, 6, 5, 3), 7, 3, pads=(1, 0, 1, 2), residual=True),
+    # GEMM: work-items of several pixel blocks; runs of whole blocks stored
+    # as vectors, with a residual; a 1x1 convolution read as a matrix
+    "gemm_5x5_blocks": conv((2, 5, 31, 29), 11, 5, pads=2),
+    "gemm_1x1_vector_stores_residual": conv((1, 24, 8, 16), 12, 1, residual=True),
+    # GEMM: blocks of pixels at stride 2 packed from vectors' even lanes
+    "gemm_stride2_wide": conv((1, 3, 9, 75), 8, 3, stride=2, pads=1),
+    # GEMM: panels split over work-items
+    "gemm_many_panels": conv((2, 5, 13, 1), 70, (3, 1), pads=(1, 0, 1, 0)),
+    "dense_gemm": dense(13, 50, 7, activation="relu"),
+    # pools: 8 outputs at a time at stride 2, then the rest one by one
+    "maxpool2_vectors": pool((1, 3, 9, 40), "max", kernel=2, stride=2),
+    "avgpool3_vectors_pads": pool((2, 2, 11, 50), "avg", kernel=3, stride=2, pads=1, count_include_pad=True),
+    "global_max_vectors": pool((1, 3, 5, 7), "max"),
+}
+
+
+def build(name, rng):
+    inputs, layers = CASES[name](rng)
+    model = Model(inputs, layers, [layers[-1].name], name=name)
+    return model, {k: rand(rng, v) for k, v in inputs.items()}
+
+
+def _launches(model, target):
+    for layer in model.layers:
+        if not layer.is_view:
+            yield from layer.launches(target, Box.whole(layer.out_shape))
+
+
+def test_cases_reach_every_cpu_kernel_path():
+    """The cases above run each CPU kernel, Winograd's (both tile sides)
+    and the GEMM (its matrix form too) with several work-items along both
+    axes of their grids, and the row-wise pools."""
+    grids, options, flat = {}, set(), set()
+    for name in CASES:
+        model, _ = build(name, np.random.default_rng(0))
+        for launch in _launches(model, Target("cpu", 2)):
+            grid = grids.setdefault(launch.kernel, [1, 1])
+            grid[:] = [max(g, s) for g, s in zip(grid, launch.global_size + (1,))]
+            options.update(launch.options)
+            flat.add(launch.args.get("flat"))
+    assert min(grids["clnn_conv_winograd_cpu"]) > 1 and min(grids["clnn_conv_gemm_cpu"]) > 1
+    assert {"-DWT=4", "-DWT=2"} <= options and {True, False} <= flat
+    assert "clnn_pool_rows_cpu" in grids
+
+
+@pytest.mark.oclgrind
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_reference(name, device, rng):
+    model, feeds = build(name, rng)
+    (actual,) = run(model, feeds, Plan.single(model, device), [device], kind="cpu")
+    assert rel_err(actual, model.reference(feeds)[0]) < TOL
+
+
+@pytest.mark.oclgrind
+@pytest.mark.parametrize("vector_width", [8, 16])
+@pytest.mark.parametrize("name", ["winograd_odd", "winograd_2x2_residual_asym", "gemm_5x5_blocks",
+                                  "gemm_1x1_vector_stores_residual", "dense_gemm", "avgpool3_vectors_pads"])
+def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device, rng):
+    """Slices on one device with resident buffers (only each slice's input
+    box is copied in), on vectors of 8 floats (AVX2) and 16 (AVX-512:
+    32 pixels or tiles per register block)."""
+    model, feeds = build(name, rng)
+    expected = model.reference(feeds)[0]
+    for dim in ("c", "h", "n"):
+        plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
+        (actual,) = run(model, feeds, plan, [device], memory="discrete", kind="cpu", vector_width=vector_width)
+        assert rel_err(actual, expected) < TOL, dim
+
+
+@pytest.mark.parametrize("name", ["winograd_odd", "winograd_2x2_residual_asym", "gemm_stride2_wide",
+                                  "avgpool3_vectors_pads"])
+def test_every_slice_equals_the_whole(name, pair, rng, monkeypatch):
+    """Slices at any row (not only whole 4-row Winograd tiles), channel or
+    batch item compute exactly what the whole layer does."""
+    model, feeds = build(name, rng)
+    for layer in model.layers:
+        monkeypatch.setattr(layer, "granule", lambda dim: 1)
+    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]], kind="cpu")
+    for dim in ("n", "c", "h"):
+        layer = model.layers[-1]
+        if not layer.splittable(dim):
+            continue
+        for shares in _share_patterns(layer.out_shape["nch".index(dim)]):
+            (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair), grouping="device",
+                           memory="discrete", kind="cpu")
+            assert rel_err(split, whole) < 1e-6, (dim, shares)
+
+
+@pytest.mark.parametrize("shape, m", [((1, 512, 14, 14), 512), ((1, 256, 28, 28), 64), ((2, 512, 9, 9), 24),
+                                      ((1, 512, 7, 7), 512)])
+def test_winograd_error_at_zoo_channel_counts(shape, m, device, rng):
+    """Winograd's transforms scale rounding errors up; over the zoo's
+    deepest layers (512 input channels, He-initialised weights as in
+    clnn.models) F(4x4, 3x3) and F(2x2, 3x3) (the 7x7 map) stay within the
+    tests' tolerance."""
+    c = shape[1]
+    w = (rng.standard_normal((m, c, 3, 3)) * np.sqrt(2.0 / (9 * c))).astype(np.float32)
+    model = Model({"x": shape}, [Conv2d("y", "x", w, rand(rng, (m,), 0.1), pads=1, activation="relu")], ["y"])
+    assert conv_cpu.winograd_tile(model.layers[0], Target("cpu")) is not None
+    feeds = {"x": rand(rng, shape)}
+    (actual,) = run(model, feeds, Plan.single(model, device), [device], kind="cpu")
+    assert rel_err(actual, model.reference(feeds)[0]) < TOL
