@@ -6,7 +6,9 @@
  * The element's index in the whole output is taken apart dim by dim,
  * innermost first; dim k reads input index start + step * v, which is
  * outside the input only for padding (mode says what then) and for the
- * other inputs' parts of a concat (skipped: another launch writes them). */
+ * other inputs' parts of a concat (skipped: another launch writes them).
+ * A dim of input extent -1 reads its index from a list in the map
+ * (Gather of indices that do not step evenly). */
 #include "clnn_common.h"
 
 #define ND_CONSTANT 0
@@ -34,7 +36,9 @@ __kernel void clnn_nd_copy(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const in
         g /= d[0];
         int j = d[1] + d[2] * v;
         const int length = d[3];
-        if (j < 0 || j >= length) {
+        if (length < 0) {
+            j = map[d[1] + v];  /* a dim reading a list of indices, all inside the input */
+        } else if (j < 0 || j >= length) {
             if (mode == ND_SKIP)
                 return;
             if (mode == ND_CONSTANT) {

@@ -1,6 +1,7 @@
 /* Max and average pooling (global pooling is a window over the whole
  * plane), one output element per work-item. Average pooling divides by the
- * window clipped to the padded input (count_include_pad) or to the input.
+ * count of the window's taps inside the padded input (count_include_pad) or
+ * inside the input: a dilated window counts its taps, not its span.
  * A NaN in a max window gives NaN, as numpy's max does (fmax would drop it).
  * clnn_pool_rows_cpu computes the same pools row by row for CPUs.
  * Build options -DCLNN_POOL_KH=.. -DCLNN_POOL_KW=.. (and, for the CPU
@@ -48,7 +49,8 @@ CLNN_INLINE float clnn_pool_window(__global const float *plane, const int is_max
     }
     if (is_max)
         return acc;
-    const int padded = (min(hs + KH, H + pad_bottom) - hs) * (min(ws + KW, W + pad_right) - ws);
+    /* the window's taps inside the padded input (a ceil_mode window may pass its end) */
+    const int padded = min(KH, (H + pad_bottom - hs + dh - 1) / dh) * min(KW, (W + pad_right - ws + dw - 1) / dw);
     return acc / (float)(count_pad ? padded : inside);
 }
 

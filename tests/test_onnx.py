@@ -265,6 +265,10 @@ CASES = {
                                                                           pads=[1, 1, 1, 1])),
     "avgpool_ceil": one_op("AveragePool", (1, 2, 7, 7), attrs=dict(kernel_shape=[2, 2], strides=[2, 2],
                                                                    ceil_mode=1)),
+    "avgpool_dilated_ceil": one_op("AveragePool", (1, 2, 10, 13), attrs=dict(
+        kernel_shape=[3, 2], strides=[2, 1], pads=[1, 1, 1, 0], dilations=[2, 3], ceil_mode=1)),
+    "avgpool_dilated_include_pad": one_op("AveragePool", (2, 3, 9, 11), attrs=dict(
+        kernel_shape=[2, 3], strides=[1, 2], pads=[1, 1, 0, 1], dilations=[3, 2], ceil_mode=1, count_include_pad=1)),
     "global_avgpool": one_op("GlobalAveragePool", (2, 5, 7, 7)),
     "global_maxpool": one_op("GlobalMaxPool", (3, 13, 1, 13)),
     "lrn5": one_op("LRN", (1, 7, 5, 5), attrs=dict(size=5)),
@@ -305,6 +309,8 @@ CASE_OPSETS = {
                                  "reshape_zero_minus_one", "dropout", "identity", "residual_graph")},
     "softmax_4d_channels": (13, 17, 21),
     "reshape_allowzero": (14, 21),
+    "avgpool_dilated_ceil": (19, 21),          # AveragePool's dilations came in opset 19
+    "avgpool_dilated_include_pad": (19, 21),
 }
 
 IMPORT_CASES = [(name, opset) for name in CASES for opset in CASE_OPSETS.get(name, (17,))]

@@ -257,8 +257,6 @@ NOT_YET = _reasons({
     "MatMul of vectors": "test_matmul_1d_1d test_matmul_1d_3d test_matmul_4d_1d",
     "Gemm's full C": "test_gemm_default_matrix_bias",
     "Reshape's allowzero with a 0": "test_reshape_allowzero_reordered",
-    "AveragePool's dilations": "test_averagepool_2d_dilations",
-    "Gather of indices that do not step evenly": "test_gather_0 test_gather_1 test_gather_negative_indices",
 })
 
 

@@ -97,6 +97,10 @@ CASES = {
     "avgpool_incl_pad": pool((3, 4, 9, 9), "avg", kernel=3, stride=2, pads=1, count_include_pad=True),
     "avgpool_excl_pad": pool((3, 4, 9, 7), "avg", kernel=3, stride=2, pads=1),
     "avgpool_ceil": pool((1, 2, 7, 7), "avg", kernel=2, stride=2, ceil_mode=True),
+    # dilated average pools count their taps (not their span) inside the padded input or the input
+    "avgpool_dilated_incl_pad_ceil": pool((2, 3, 11, 13), "avg", kernel=(3, 2), stride=(2, 1), pads=(1, 1, 1, 0),
+                                          dilation=(2, 3), ceil_mode=True, count_include_pad=True),
+    "avgpool_dilated_excl_pad": pool((1, 3, 7, 9), "avg", kernel=2, stride=1, pads=1, dilation=2),
     "global_avg": pool((2, 5, 7, 7), "avg"),
     "global_max": pool((3, 13, 1, 13), "max"),
     "global_avg_11x9": pool((2, 3, 11, 9), "avg"),

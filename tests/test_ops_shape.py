@@ -8,8 +8,8 @@ import pytest
 
 from clnn import Model, ModelError
 from clnn.box import Box
-from clnn.ops import (Activation, Concat, Conv2d, DepthToSpace, InstanceNorm, LayerNorm, Pad, Reduce, Reshape, Slice,
-                      Softmax, SpaceToDepth, Transpose)
+from clnn.ops import (Activation, Concat, Conv2d, DepthToSpace, Gather, InstanceNorm, LayerNorm, Pad, Reduce, Reshape,
+                      Slice, Softmax, SpaceToDepth, Transpose)
 from clnn.ops.nd import Axis, IndexMap, Rows, Space
 from clnn.plan import Plan
 
@@ -74,6 +74,11 @@ CASES = {
     "slice_steps": single((3, 7, 13, 4), lambda rng: Slice("y", "x", [5, 1, -1], [0, 100, -5], [1, 2, -1],
                                                            [-2, 3, -1])),
     "slice_batch_5d": single((5, 2, 3, 4, 5), lambda rng: Slice("y", "x", [1, 1], [4, 4], [0, 4])),
+    # Gather of a list of indices, on rows (splittable) and on channels, and dropping a batch axis
+    "gather_rows_list": single((2, 3, 13, 5), lambda rng: Gather("y", "x", 2, (12, 0, 7, 7, 3))),
+    "gather_channels_list": single((3, 7, 1, 3), lambda rng: Gather("y", "x", 1, (6, 2, 3, 0, 5, 1, 4, 4))),
+    "gather_batch_list_5d": single((5, 2, 3, 4, 5), lambda rng: Gather("y", "x", 0, (4, 1, 2))),
+    "gather_drop": single((3, 4, 7), lambda rng: Gather("y", "x", 1, (2,), drop=True)),
     "pad_constant": single((2, 3, 5, 4), lambda rng: Pad("y", "x", PADS, "constant", 0.5)),
     "pad_edge": single((2, 3, 5, 4), lambda rng: Pad("y", "x", PADS, "edge")),
     "pad_reflect": single((2, 3, 5, 4), lambda rng: Pad("y", "x", PADS, "reflect")),
@@ -103,6 +108,7 @@ CASES = {
 }
 # cases small enough for Oclgrind
 SMALL = ["transpose_nhwc", "transpose_6d", "channel_shuffle", "depth_to_space_dcr", "space_to_depth", "slice_steps",
+         "gather_rows_list", "gather_channels_list",
          "pad_reflect", "pad_wrap", "concat_last", "concat_batch", "softmax_rows", "log_softmax_flatten",
          "reduce_mean_global", "reduce_l2_apart", "reduce_lse", "layer_norm_last", "instance_norm",
          # a work-group per group
@@ -172,6 +178,14 @@ def test_maps_merge_dims_that_walk_the_input_as_one():
     assert identity.table()[0] == 2     # the batch and everything inside an item
 
 
+def test_input_box_of_a_gather_list_is_the_indices_read():
+    """Output rows 1..3 of rows (12, 0, 7, 7, 3) read input rows 0..7."""
+    model = Model({"x": (2, 3, 13, 5)}, [Gather("y", "x", 2, (12, 0, 7, 7, 3))], ["y"])
+    layer = model.layers[0]
+    assert layer.input_box(Box(0, 2, 1, 3, 1, 4), 0) == Box(0, 2, 1, 3, 0, 8)
+    assert layer.input_box(Box(1, 2, 0, 3, 0, 1), 0) == Box(1, 2, 0, 3, 12, 13)
+
+
 def test_space_must_refine_the_storage_view():
     with pytest.raises(ModelError, match="does not refine"):
         Space((2, 6, 5), (2, 3, 10, 1))
@@ -194,6 +208,8 @@ def test_input_box_of_a_transpose_is_exact_where_dims_map_one_to_one():
     (lambda: DepthToSpace("t", "x", 3), "do not divide"),
     (lambda: SpaceToDepth("t", "x", 2), "do not divide"),
     (lambda: Slice("t", "x", [5], [9], [1]), "empty output"),
+    (lambda: Gather("t", "x", 3, (1, 7)), "do not fit"),
+    (lambda: Gather("t", "x", 1, (0, 1), drop=True), "one if the axis is dropped"),
     (lambda: Pad("t", "x", [0, 0, 0, 7, 0, 0, 0, 0], "reflect"), "smaller than the dims"),
     (lambda: Pad("t", "x", [0, 0, 0, -7, 0, 0, 0, 0]), "crop all"),
     (lambda: Reduce("t", "x", "ReduceSum", (1, -3)), "do not fit"),

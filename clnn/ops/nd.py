@@ -92,12 +92,15 @@ def _groups(dims, shape4):
 class Axis:
     """Output dim reading input dim ``source`` at index start + step * v of
     its window: ``length`` indices from ``low`` (default: all of it), the
-    part that Pad keeps where it crops."""
+    part that Pad keeps where it crops. With ``indices`` (a tuple, each
+    inside the window) it reads index indices[v] instead: Gather of indices
+    that do not step evenly."""
     source: int
     start: int = 0
     step: int = 1
     low: int = 0
     length: int = None
+    indices: tuple = None
 
 
 class IndexMap:
@@ -119,6 +122,10 @@ class IndexMap:
         found = [(0, d) for d in self.inp.dims]
         for axis, (lo, hi) in zip(self.axes, self.out.ranges(out_box)):
             extent = self._length(axis)
+            if axis.indices is not None:    # inside the window by construction
+                picked = axis.indices[lo:hi]
+                found[axis.source] = (axis.low + min(picked), axis.low + max(picked) + 1)
+                continue
             a, b = axis.start + axis.step * lo, axis.start + axis.step * (hi - 1)
             a, b = min(a, b), max(a, b) + 1
             if self.mode in ("constant", "skip"):
@@ -139,19 +146,28 @@ class IndexMap:
         """int32 [rank, element base, batch base, then per dim (extent,
         start, step, input extent, element step, batch step)], outermost
         first, with dims that never leave the input folded into the bases
-        and merged where they walk the input as one."""
+        and merged where they walk the input as one; then the index lists
+        of dims that read one (input extent -1, start: where their list
+        begins in the table)."""
         elements, batches = self.inp.steps()
         base_e = base_b = 0
-        dims = []
+        dims, lists = [], []
         for axis, extent in zip(self.axes, self.out.dims):
             length, s, b = self._length(axis), elements[axis.source], batches[axis.source]
             base_e, base_b = base_e + axis.low * s, base_b + axis.low * b
-            if 0 <= axis.start < length and 0 <= axis.start + axis.step * (extent - 1) < length:
+            if axis.indices is not None:
+                lists.append((len(dims), axis.indices))
+                dims.append([extent, 0, 0, -1, s, b])
+            elif 0 <= axis.start < length and 0 <= axis.start + axis.step * (extent - 1) < length:
                 base_e, base_b = base_e + axis.start * s, base_b + axis.start * b
                 _append_merged(dims, [extent, 0, 1, extent, axis.step * s, axis.step * b])
             else:
                 dims.append([extent, axis.start, axis.step, length, s, b])
-        return np.array([len(dims), base_e, base_b] + [v for d in dims for v in d], dtype=np.int32)
+        at = 3 + 6 * len(dims)
+        for k, indices in lists:
+            dims[k][1], at = at, at + len(indices)
+        return np.array([len(dims), base_e, base_b] + [v for d in dims for v in d]
+                        + [i for _, indices in lists for i in indices], dtype=np.int32)
 
     def launch(self, target, out_shape, box, index=0, table="map", value=0.0):
         """The clnn_nd_copy launch writing ``box`` of the output from input

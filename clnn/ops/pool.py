@@ -76,8 +76,10 @@ class Pool(Layer):
                 if self.kind == "max":
                     out[:, :, i, j] = window.max(axis=(2, 3))
                 else:
-                    area = ((min(hs + kh, h + pb) - hs) * (min(ws + kw, w + pr) - ws)
-                            if self.count_include_pad else len(rows) * len(cols))
+                    # taps inside the padded input: a ceil_mode window may pass its end
+                    taps = (len(range(hs, min(hs + dh * (kh - 1) + 1, h + pb), dh))
+                            * len(range(ws, min(ws + dw * (kw - 1) + 1, w + pr), dw)))
+                    area = taps if self.count_include_pad else len(rows) * len(cols)
                     out[:, :, i, j] = window.sum(axis=(2, 3)) / area
         return out
 
@@ -133,8 +135,6 @@ def _pool(kind):
         if kind == "max" and node.attr("storage_order", 0):
             node.fail("storage_order 1 is not supported")
         if kind == "avg":
-            if window["dilation"] != (1, 1):
-                node.fail(f"dilations {list(window['dilation'])} are not supported for average pooling")
             extra["count_include_pad"] = bool(node.attr("count_include_pad", 0))
         kernel = kernel + (1,) * (2 - spatial)
         return Pool(node.out, x, kind, kernel, ceil_mode=bool(node.attr("ceil_mode", 0)), **window, **extra)
