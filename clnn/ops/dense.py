@@ -138,7 +138,11 @@ def _from_gemm(node):
         return layer
     product = node.add_layer(layer)
     dims = tuple(node.shape(product))
-    if c.ndim > 2 or np.broadcast_shapes(c.shape, dims) != dims:
+    try:
+        fits = c.ndim <= 2 and np.broadcast_shapes(c.shape, dims) == dims
+    except ValueError:
+        fits = False
+    if not fits:
         node.fail(f"C of shape {list(c.shape)} does not broadcast to the product's {list(dims)}")
     return Binary(node.out, product, "Add", constant=beta * c)
 
@@ -179,9 +183,12 @@ def _from_matmul(node):
         node.fail("both operands are constants; fold them before importing")
     a, b = (node.constant(i, ("the left operand", "the right operand")[i]) if node.is_constant(i)
             else node.tensor(i) for i in (0, 1))
-    rank_a, rank_b = (v.ndim if isinstance(v, np.ndarray) else len(node.shape(v)) for v in (a, b))
+    dims_a, dims_b = (v.shape if isinstance(v, np.ndarray) else tuple(node.shape(v)) for v in (a, b))
+    rank_a, rank_b = len(dims_a), len(dims_b)
     if rank_a != 1 and rank_b != 1:
         return _matmul_layer(node, node.out, a, b)
+    if rank_b and dims_a[-1:] != dims_b[-2 if rank_b > 1 else 0:][:1]:     # named here, not as promoted
+        node.fail(f"operands of shapes {list(dims_a)} and {list(dims_b)} do not multiply")
     if rank_a == 1:     # a row at B's rank (leading 1s broadcast), so that a computed A needs no broadcast
         a = _promoted(node, a, "a", (1,) * (max(rank_b, 2) - 1) + (-1,))
     if rank_b == 1:
