@@ -2,7 +2,9 @@
 a 1x1 convolution over (N, K, 1, 1), or, at small batch where reading the
 weights is the whole cost, a GEMV kernel that streams each weight row once.
 The other forms of Gemm and MatMul (batched, transposed or computed
-operands) are clnn.ops.matmul's MatMul; the converters here pick."""
+operands) are clnn.ops.matmul's MatMul; the converters here pick, and put
+views around them for vector operands and an Add after for a Gemm C fuller
+than one value per column."""
 
 
 import numpy as np
@@ -12,8 +14,8 @@ from ..host import page_aligned
 from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
                    ceil_div, flat_launch, onnx_need_rank, pow2_at_least)
 from .conv import gemm_launches, gemm_params, ktab
-from .matmul import MatMul
 from .eltwise import Binary
+from .matmul import MatMul
 from .registry import OpEntry
 from .reshape import Reshape
 
@@ -189,7 +191,7 @@ def _from_matmul(node):
         return _matmul_layer(node, node.out, a, b)
     if rank_b and dims_a[-1:] != dims_b[-2 if rank_b > 1 else 0:][:1]:     # named here, not as promoted
         node.fail(f"operands of shapes {list(dims_a)} and {list(dims_b)} do not multiply")
-    if rank_a == 1:     # a row at B's rank (leading 1s broadcast), so that a computed A needs no broadcast
+    if rank_a == 1:     # a row at B's rank: MatMul broadcasts a computed A's leading 1s, not a 2-D A
         a = _promoted(node, a, "a", (1,) * (max(rank_b, 2) - 1) + (-1,))
     if rank_b == 1:
         b = _promoted(node, b, "b", (-1, 1))
@@ -215,5 +217,6 @@ def _matmul_layer(node, name, a, b):
     if len(node.shape(a)) == 2 and b.ndim == 2:
         return Dense(name, a, b.T)
     return MatMul(name, a, b)
+
 
 OP = OpEntry(layers=(Dense,), onnx={"Gemm": _from_gemm, "MatMul": _from_matmul}, sources=("gemv",))
