@@ -155,6 +155,7 @@ EXCLUDED = _reasons({
         test_reduce_max_empty_set test_reduce_min_empty_set test_reduce_prod_empty_set test_reduce_sum_empty_set
         test_reduce_sum_empty_set_non_reduced_axis_zero test_reduce_sum_square_empty_set
         test_reduce_sum_square_empty_set_expanded test_slice_start_out_of_bounds test_split_zero_size_splits_opset13
+        test_reshape_allowzero_reordered
         test_split_zero_size_splits_opset18""",
     # inference only
     "training mode": """
@@ -253,11 +254,7 @@ EXCLUDED = _reasons({
 
 # Cases of supported ops that clnn refuses today (with a ModelError) and should run
 # once the layers land. Take a case off when it passes: its xfail is strict.
-NOT_YET = _reasons({
-    "MatMul of vectors": "test_matmul_1d_1d test_matmul_1d_3d test_matmul_4d_1d",
-    "Gemm's full C": "test_gemm_default_matrix_bias",
-    "Reshape's allowzero with a 0": "test_reshape_allowzero_reordered",
-})
+NOT_YET = _reasons({})
 
 
 def selected():

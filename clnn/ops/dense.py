@@ -2,7 +2,9 @@
 a 1x1 convolution over (N, K, 1, 1), or, at small batch where reading the
 weights is the whole cost, a GEMV kernel that streams each weight row once.
 The other forms of Gemm and MatMul (batched, transposed or computed
-operands) are clnn.ops.matmul's MatMul; the converters here pick."""
+operands) are clnn.ops.matmul's MatMul; the converters here pick, and put
+views around them for vector operands and an Add after for a Gemm C fuller
+than one value per column."""
 
 
 import numpy as np
@@ -12,8 +14,10 @@ from ..host import page_aligned
 from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
                    ceil_div, flat_launch, onnx_need_rank, pow2_at_least)
 from .conv import gemm_launches, gemm_params, ktab
+from .eltwise import Binary
 from .matmul import MatMul
 from .registry import OpEntry
+from .reshape import Reshape
 
 # batches up to these sizes take the GEMV kernels: a GPU reads the weights
 # once for up to 16 rows; a CPU's tiled kernel already works on 16 at once
@@ -115,6 +119,10 @@ def _from_gemm(node):
     alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
     if node.is_constant(0) and node.is_constant(1):
         node.fail("A and B are both constants; fold them before importing")
+    c = node.constant(2, "C") if node.has(2) else None
+    # C of one value per column is the layer's bias; a fuller one, (M, N) or (M, 1), an Add after it
+    per_column = c is not None and (c.size == 1 or c.shape[-1] == c.size)
+    name = node.out if c is None or per_column else f"{node.out}/product"
     if not trans_a and node.is_constant(1):
         x = node.tensor(0)
         onnx_need_rank(node, x, 2)
@@ -124,9 +132,26 @@ def _from_gemm(node):
         weight = b if trans_b else b.T
         if alpha != 1.0:  # a product is a copy of the weights: only where it changes them
             weight = alpha * weight
-        bias = beta * _bias_vector(node, node.constant(2, "C"), weight.shape[0]) if node.has(2) else None
-        return Dense(node.out, x, weight, bias)
-    # transA, a computed B or a constant A: MatMul, with constants transposed here
+        bias = beta * _bias_vector(node, c, weight.shape[0]) if per_column else None
+        layer = Dense(name, x, weight, bias)
+    else:
+        layer = _general_gemm(node, name, trans_a, trans_b, alpha, beta * c if per_column else None)
+    if name == node.out:
+        return layer
+    product = node.add_layer(layer)
+    dims = tuple(node.shape(product))
+    try:
+        fits = c.ndim <= 2 and np.broadcast_shapes(c.shape, dims) == dims
+    except ValueError:
+        fits = False
+    if not fits:
+        node.fail(f"C of shape {list(c.shape)} does not broadcast to the product's {list(dims)}")
+    return Binary(node.out, product, "Add", constant=beta * c)
+
+
+def _general_gemm(node, name, trans_a, trans_b, alpha, c):
+    """Gemm of transA, a computed B or a constant A: MatMul, with constants
+    transposed here and ``c`` (per column, or None) as its bias."""
     operands = []
     for index, trans in ((0, trans_a), (1, trans_b)):
         value = node.constant(index, "AB"[index]) if node.is_constant(index) else node.tensor(index)
@@ -137,9 +162,9 @@ def _from_gemm(node):
     (a, b), constant_first = operands, node.is_constant(0)
     constant = a if constant_first else (b if node.is_constant(1) else None)
     columns = (b.shape[1] if constant is b else node.shape(b)[0 if trans_b else 1])
-    bias = beta * _bias_vector(node, node.constant(2, "C"), columns) if node.has(2) else None
+    bias = _bias_vector(node, c, columns) if c is not None else None
     tensors = [t for t in operands if not isinstance(t, np.ndarray)]
-    return MatMul(node.out, tensors, constant, constant_first, trans_a and not constant_first,
+    return MatMul(name, tensors, constant, constant_first, trans_a and not constant_first,
                   trans_b and constant is not b, alpha, bias)
 
 
@@ -153,18 +178,45 @@ def _bias_vector(node, c, m):
 
 
 def _from_matmul(node):
-    """Dense for a 2-D tensor times a 2-D constant; MatMul otherwise."""
+    """Dense for a 2-D tensor times a 2-D constant; MatMul otherwise. A
+    vector operand is promoted as numpy does: A (K,) to a row (1, K), B (K,)
+    to a column (K, 1), by free views, and the 1 is dropped from the result."""
     if node.is_constant(0) and node.is_constant(1):
         node.fail("both operands are constants; fold them before importing")
-    if node.is_constant(0):
-        return MatMul(node.out, node.tensor(1), node.constant(0, "the left operand"), constant_first=True)
-    x = node.tensor(0)
-    if not node.is_constant(1):
-        return MatMul(node.out, (x, node.tensor(1)))
-    b = node.constant(1, "the right operand")
-    if len(node.shape(x)) == 2 and b.ndim == 2:
-        return Dense(node.out, x, b.T)
-    return MatMul(node.out, x, b)
+    a, b = (node.constant(i, ("the left operand", "the right operand")[i]) if node.is_constant(i)
+            else node.tensor(i) for i in (0, 1))
+    dims_a, dims_b = (v.shape if isinstance(v, np.ndarray) else tuple(node.shape(v)) for v in (a, b))
+    rank_a, rank_b = len(dims_a), len(dims_b)
+    if rank_a != 1 and rank_b != 1:
+        return _matmul_layer(node, node.out, a, b)
+    if rank_b and dims_a[-1:] != dims_b[-2 if rank_b > 1 else 0:][:1]:     # named here, not as promoted
+        node.fail(f"operands of shapes {list(dims_a)} and {list(dims_b)} do not multiply")
+    if rank_a == 1:     # a row at B's rank: MatMul broadcasts a computed A's leading 1s, not a 2-D A
+        a = _promoted(node, a, "a", (1,) * (max(rank_b, 2) - 1) + (-1,))
+    if rank_b == 1:
+        b = _promoted(node, b, "b", (-1, 1))
+    product = node.add_layer(_matmul_layer(node, f"{node.out}/matrix", a, b))
+    dims = list(node.shape(product))
+    dropped = [len(dims) - 2] * (rank_a == 1) + [len(dims) - 1] * (rank_b == 1)
+    return Reshape(node.out, product, [d for i, d in enumerate(dims) if i not in dropped])
+
+
+def _promoted(node, value, what, shape):
+    """A vector operand as a matrix: a reshaped constant, or a view of a tensor."""
+    if isinstance(value, np.ndarray):
+        return value.reshape(shape)
+    return node.add_layer(Reshape(f"{node.out}/{what}", value, shape))
+
+
+def _matmul_layer(node, name, a, b):
+    """The layer computing A @ B, of tensors (names) or constants (arrays)."""
+    if isinstance(a, np.ndarray):
+        return MatMul(name, b, a, constant_first=True)
+    if not isinstance(b, np.ndarray):
+        return MatMul(name, (a, b))
+    if len(node.shape(a)) == 2 and b.ndim == 2:
+        return Dense(name, a, b.T)
+    return MatMul(name, a, b)
 
 
 OP = OpEntry(layers=(Dense,), onnx={"Gemm": _from_gemm, "MatMul": _from_matmul}, sources=("gemv",))
