@@ -80,16 +80,17 @@ def test_winograd_row_slices_are_copied_their_whole_tiles(variant, device, rng):
 
 
 def test_winograd_reads_whole_tiles_of_rows(rng):
-    """Winograd kernels read the input rows of whole 4-row tiles, clipped to
-    the input; other kernels only the rows their windows cover."""
+    """Winograd kernels (the GPU's and the CPU's) read the input rows of
+    whole 4-row tiles, clipped to the input; other kernels only the rows
+    their windows cover."""
     model, _ = build("conv3x3_odd_residual", rng)
     layer = model.layers[0]
-    winograd = Target("gpu", tuning=VARIANTS["winograd4"])
-    assert layer.kernel_input_box(Box(0, 1, 0, 7, 5, 6), 0, winograd) == Box(0, 1, 0, 5, 3, 9)
-    assert layer.kernel_input_box(Box(0, 1, 0, 7, 9, 11), 0, winograd) == Box(0, 1, 0, 5, 7, 11)
-    assert layer.kernel_input_box(Box(0, 1, 0, 7, 5, 6), 1, winograd) == Box(0, 1, 0, 7, 5, 6)
-    for target in (Target("gpu", tuning=Tuning(winograd=0)), Target("cpu", tuning=VARIANTS["winograd4"])):
-        assert layer.kernel_input_box(Box(0, 1, 0, 7, 5, 6), 0, target) == Box(0, 1, 0, 5, 4, 7)
+    for winograd in (Target("gpu", tuning=VARIANTS["winograd4"]), Target("cpu")):
+        assert layer.kernel_input_box(Box(0, 1, 0, 7, 5, 6), 0, winograd) == Box(0, 1, 0, 5, 3, 9)
+        assert layer.kernel_input_box(Box(0, 1, 0, 7, 9, 11), 0, winograd) == Box(0, 1, 0, 5, 7, 11)
+        assert layer.kernel_input_box(Box(0, 1, 0, 7, 5, 6), 1, winograd) == Box(0, 1, 0, 7, 5, 6)
+    assert layer.kernel_input_box(Box(0, 1, 0, 7, 5, 6), 0, Target("gpu", tuning=Tuning(winograd=0))) == \
+        Box(0, 1, 0, 5, 4, 7)
 
 
 def _options(layer, in_dims):
