@@ -33,6 +33,39 @@ def split_plan(model, ids, cpu_share, dim):
     return Plan(model, placements, ids)
 
 
+def busy_intervals(events):
+    """Merged (start, end) intervals, in us, that ``events`` cover."""
+    merged = []
+    for start, end in sorted((e["ts"], e["ts"] + e["dur"]) for e in events):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def overlap(a, b):
+    """Microseconds during which both interval lists are busy."""
+    return sum(max(0.0, min(e1, e2) - max(s1, s2)) for s1, e1 in a for s2, e2 in b)
+
+
+def trace_summary(session, feeds, path):
+    """One traced run: its span, the host's spans (enqueue, wait), each
+    device's busy time and the time the devices are busy together (ms)."""
+    session.run(None, feeds, trace=path)
+    events = [e for e in json.loads(Path(path).read_text())["traceEvents"] if e.get("ph") == "X"]
+    names = {e["tid"]: e["args"]["name"] for e in json.loads(Path(path).read_text())["traceEvents"]
+             if e.get("ph") == "M"}
+    tracks = {names[tid]: busy_intervals([e for e in events if e["tid"] == tid]) for tid in names}
+    devices = [t for t in tracks if t != "host"]
+    span = max(e["ts"] + e["dur"] for e in events) - min(e["ts"] for e in events)
+    summary = {"span_ms": span / 1e3, **{f"host {e['name']}_ms": e["dur"] / 1e3 for e in events if e["tid"] == 0},
+               **{f"{t} busy_ms": sum(e - s for s, e in tracks[t]) / 1e3 for t in devices}}
+    if len(devices) == 2:
+        summary["device overlap_ms"] = overlap(tracks[devices[0]], tracks[devices[1]]) / 1e3
+    return summary
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="alexnet")
@@ -41,6 +74,7 @@ def main():
     p.add_argument("--gpu", help="the GPU's selector instead of cuda:sms=SMS (a stand-in where there is none)")
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--json", help="append the result here")
+    p.add_argument("--trace", help="write each session's Chrome trace as TRACE-<session>.json and summarise it")
     args = p.parse_args()
     cpu, gpu = clnn.select("portable")[0], clnn.select(args.gpu or f"cuda:sms={args.sms}")[-1]
     model = clnn.models.get(args.model, batch=args.batch)
@@ -57,6 +91,9 @@ def main():
     row = {"model": args.model, "batch": args.batch, "gpu_sms": gpu.compute_units,
            "pocl_threads": os.environ.get("POCL_MAX_PTHREAD_COUNT", "all"), "cpu_ms": t_cpu * 1e3,
            "gpu_ms": t_gpu * 1e3, "ideal_ms": ideal * 1e3, **{f"{k} ms": m * 1e3 for k, m in zip(sessions, medians)}}
+    if args.trace:
+        row["traces"] = {name: trace_summary(session, feeds, f"{args.trace}-{name.split()[0]}.json")
+                         for name, session in {**alone, **sessions}.items()}
     print(json.dumps(row))
     if args.json:
         with open(args.json, "a") as f:
