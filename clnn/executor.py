@@ -38,13 +38,12 @@ class Executor:
         self.context_of = {d.id: c for c in self.contexts for d in c.devices}
         self.views = plan_storage(model)
         self.storages = {}
-        self._previous = {}   # storage -> the storage that had its slot of memory before it
+        self._previous = {}   # tensor -> the tensor that had its slot of memory before it, or None
         for number, slot in enumerate(share_storage(model, self.views, share_memory)):
             memory = SharedTensor((slot.size,), self.contexts, f"slot{number}")
             for previous, storage in zip([None] + slot.tenants, slot.tenants):
                 self.storages[storage] = memory.tenant(model.shapes[storage], storage)
-                self._previous[storage] = previous
-        self._touched = {}    # storage -> commands that read or wrote it
+                self._previous[self.storages[storage]] = self.storages.get(previous)
         self._params = {}
         self._scratch = {}  # {(device id, Scratch index): (buffer, bytes)}
         self._lock = threading.Lock()
@@ -64,7 +63,7 @@ class Executor:
                   for layer in self.model.layers if not layer.is_view
                   for device_id, box in self.plan.slices(layer)]
         self._alloc_scratch(slices)
-        coherence = Coherence(self.schedule)
+        coherence = Coherence(self.schedule, self._previous)
         for name in self.model.input_names:
             storage = self._storage(name)
             coherence.host_wrote(storage, storage.whole())
@@ -94,17 +93,17 @@ class Executor:
     def _compile_slice(self, coherence, layer, device, box, launches):
         context = self.context_of[device.id]
         target = self.targets[device.id]
-        deps, read = [], set()
+        deps, touched = [], {}
         for index, tensor in enumerate(layer.inputs):
             needed = layer.kernel_input_box(box, index, target)
             if needed is not None and not needed.empty:
-                found = coherence.need(self._storage(tensor), self._storage_box(tensor, needed), context, device)
-                read.add(self.views[tensor].storage)
-                self._touched.setdefault(self.views[tensor].storage, []).extend(found)  # copies of it
-                deps += found
-        output = self.views[layer.name].storage
+                storage = self._storage(tensor)
+                deps += coherence.need(storage, self._storage_box(tensor, needed), context, device)
+                touched[id(storage)] = storage
+        output = self._storage(layer.name)
+        touched[id(output)] = output
         # the slot's previous tenant must be done with before this one writes there
-        deps += self._touched.get(self._previous[output], [])
+        deps += coherence.hazards(output, context)
         command = None
         for launch in launches:
             bound = context.bind(launch.source, launch.kernel, launch.options,
@@ -116,8 +115,8 @@ class Executor:
                 deps, "kernel", layer.name, layer=layer.name, op=layer.op, box=str(box),
                 flops=layer.flops() * box.count(layer.out_shape[3]) // max(
                     Box.whole(layer.out_shape).count(layer.out_shape[3]), 1))
-            for storage in read | {output}:
-                self._touched.setdefault(storage, []).append(command)
+            for storage in touched.values():
+                coherence.touched(storage, context, command)
             deps = [command]
         if command is not None:
             for part in layer.written_boxes(box):

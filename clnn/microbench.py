@@ -1,5 +1,5 @@
-"""Kernel micro-benchmark: GFLOP/s of each operator of the zoo's networks,
-per device, timed with the queues' profiling events.
+"""Kernel micro-benchmark: GFLOP/s and GB/s of each operator of the zoo's
+networks, per device, timed with the queues' profiling events.
 
     python -m clnn.microbench [--models vgg16,resnet18] [--ops Conv,Gemm]
                               [--batch 16] [--devices gpu] [--runs 10]
@@ -7,7 +7,9 @@ per device, timed with the queues' profiling events.
 
 Each distinct layer shape runs alone, whole on one device; the time is the
 median over runs of the layer's kernel time (copies excluded), after a
-warm-up run that builds the kernels. Beside it, the same layer runs in a
+warm-up run that builds the kernels; GB/s counts the layer's inputs,
+output and weights once each (Layer.bytes), the least it must move, so it
+reads against the device's memory bandwidth. Beside it, the same layer runs in a
 peer (clnn.microbench_peers: onnxruntime on a CPU device, torch with cuDNN on
 a GPU), interleaved run by run; the row shows the peer's median time and
 clnn/peer (above 1: clnn is slower). --no-peer leaves the peers out.
@@ -84,7 +86,7 @@ def _measure(args):
     peers = {d.id: peer_for(d) for d in devices} if args.peer else {}
     for device_id, peer in peers.items():
         print(f"peer of {device_id}: {peer.description}")
-    print(f"{'model':<11} {'layer':<26} {'input':<18} {'device':<22} {'ms':>9} {'GFLOP/s':>9}"
+    print(f"{'model':<11} {'layer':<26} {'input':<18} {'device':<22} {'ms':>9} {'GFLOP/s':>9} {'GB/s':>8}"
           + (f" {HEADER}" if peers else ""))
     for model_name, layer in layer_shapes(args.models.split(","), args.batch, ops):
         model = single_layer(layer)
@@ -92,12 +94,12 @@ def _measure(args):
         for device in devices:
             executor = Executor(model, Plan.single(model, device), [device], targets={device.id: targets[device.id]})
             seconds, peer_row = measure(executor, feeds, args.runs, peers.get(device.id))
-            gflops = layer.flops() / seconds / 1e9
+            gflops, gbps = layer.flops() / seconds / 1e9, layer.bytes() / seconds / 1e9
             shape = "x".join(map(str, layer.in_shapes[0]))
             print(f"{model_name:<11} {layer.describe():<26} {shape:<18} {device.id:<22} {seconds * 1e3:9.3f} "
-                  f"{gflops:9.1f}" + (f" {cells(peer_row)}" if peers else ""), flush=True)
+                  f"{gflops:9.1f} {gbps:8.1f}" + (f" {cells(peer_row)}" if peers else ""), flush=True)
             results.append({"model": model_name, "layer": layer.name, "op": layer.describe(), "input": shape,
-                            "device": device.id, "seconds": seconds, "gflops": gflops, **(peer_row if peers else {})})
+                            "device": device.id, "seconds": seconds, "gflops": gflops, "gbps": gbps, **(peer_row if peers else {})})
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"batch": args.batch, "tuning": overrides, "results": results,

@@ -180,9 +180,13 @@ class Coherence:
     when a reader needs it and it is not already where the reader is.
     """
 
-    def __init__(self, schedule):
+    def __init__(self, schedule, previous=None):
+        """``previous``: {tensor: the tensor that had its memory before it,
+        or None}, for tensors that take turns in one slot of memory."""
         self.schedule = schedule
         self._valid = {}
+        self._previous = previous or {}
+        self._touches = {}   # (tensor, location) -> commands that read or wrote it there
 
     @staticmethod
     def location(context):
@@ -204,6 +208,31 @@ class Coherence:
     def need_on_host(self, tensor, box):
         return self._need(tensor, box, HOST, None, None)
 
+    def touched(self, tensor, context, command):
+        """``command``, a kernel on ``context``, read or wrote ``tensor``."""
+        self._touch(tensor, self.location(context), command)
+
+    def hazards(self, tensor, context):
+        """Commands that a kernel writing ``tensor`` on ``context`` must wait for."""
+        return self._hazards(tensor, self.location(context))
+
+    def _touch(self, tensor, location, command):
+        self._touches.setdefault((tensor, location), []).append(command)
+
+    def _hazards(self, tensor, location):
+        """The commands of the last earlier tenant of ``tensor``'s memory that
+        touched it at ``location``: only those share that memory with a write
+        there (each location holds its own copy of the slot), and they came
+        after the writes that waited for the tenants before them. So a
+        device whose share of a layer lives in its own memory never waits
+        for another device's use of the slot's previous tenant."""
+        previous = self._previous.get(tensor)
+        while previous is not None:
+            if (previous, location) in self._touches:
+                return self._touches[previous, location]
+            previous = self._previous.get(previous)
+        return []
+
     def _need(self, tensor, box, location, context, device):
         records = self._valid.get(tensor, [])
         here = [r for r in records if r.location is location and r.box.intersect(box)]
@@ -216,8 +245,10 @@ class Coherence:
                 context, device,
                 lambda wait_for, t=tensor, p=piece, c=context, d=device:
                     t.copy(c, c.queue(d), p, False, wait_for),
-                host_deps, "to_device", f"{tensor.name} {piece}", tensor=tensor.name,
-                box=str(piece), bytes=piece.count(tensor.shape[3]) * 4)
+                host_deps + self._hazards(tensor, location), "to_device", f"{tensor.name} {piece}",
+                tensor=tensor.name, box=str(piece), bytes=piece.count(tensor.shape[3]) * 4)
+            self._touch(tensor, HOST, command)
+            self._touch(tensor, location, command)
             records.append(_Valid(piece, location, command, device))
             deps.append(command)
         return deps
@@ -234,8 +265,10 @@ class Coherence:
                 r.location, r.device,
                 lambda wait_for, t=tensor, p=part, c=r.location, d=r.device:
                     t.copy(c, c.queue(d), p, True, wait_for),
-                [r.command] if r.command is not None else [], "to_host",
+                ([r.command] if r.command is not None else []) + self._hazards(tensor, HOST), "to_host",
                 f"{tensor.name} {part}", tensor=tensor.name, box=str(part), bytes=part.count(tensor.shape[3]) * 4)
+            self._touch(tensor, r.location, command)
+            self._touch(tensor, HOST, command)
             records.append(_Valid(part, HOST, command, r.device))
             deps.append(command)
         return deps
