@@ -119,29 +119,16 @@ def speed_rows(cases, systems, args, host):
 
 
 def speed_markdown(rows):
-    sections = []
-    for machine, header in pc.machine_headers(rows).items():
-        lines = []
-        for m, model, batch in pc.cases_of(rows):
-            if m != machine:
-                continue
-            cell = {s: pc.pick(rows, machine=m, model=model, batch=batch, system=s) for s in SYSTEMS}
-            ms = {s: r["ms"] if r else None for s, r in cell.items()}
-            peers = [(ms[s], s) for s in SYSTEMS[1:] if ms[s] is not None]
-            best = min(peers) if peers else (None, "-")
-            errs = [r["relerr"] for r in cell.values() if r and r.get("relerr") is not None]
-            lines.append([model, batch] + [pc.fmt(ms[s]) for s in SYSTEMS] + [
-                best[1], pc.fmt(pc.ratio(ms["clnn-pocl"], best[0])),
-                f"{max(errs):.1e}" if errs else "-"])
-        head = ["model", "batch"] + [f"{s} ms" for s in SYSTEMS] + ["best peer", "clnn / best peer",
-                                                                    "max relerr"]
-        sections.append(f"## {machine}: {header}\n\n{pc.markdown(head, lines)}")
-    notes = [r for r in rows if r.get("error")]
-    text = "# clnn on PoCL beside CPU peers (median ms per run)\n\n" + "\n\n".join(sections) + "\n"
-    if notes:
-        text += "\nErrors:\n" + "".join(f"- {r['machine']} {r['model']} b{r['batch']} {r['system']}: "
-                                         f"{r['error']}\n" for r in notes)
-    return text
+    def line(cell):
+        ms = {s: r.get("ms") for s, r in cell.items()}
+        peers = [(ms[s], s) for s in SYSTEMS[1:] if ms[s] is not None]
+        best = min(peers) if peers else (None, "-")
+        return [pc.fmt(ms[s]) for s in SYSTEMS] + [best[1], pc.fmt(pc.ratio(ms["clnn-pocl"], best[0])),
+                                                   pc.max_relerr(cell)]
+
+    head = [f"{s} ms" for s in SYSTEMS] + ["best peer", "clnn / best peer", "max relerr"]
+    return ("# clnn on PoCL beside CPU peers (median ms per run)\n\n" + pc.sections(rows, SYSTEMS, head, line) + "\n"
+            + pc.error_notes(rows))
 
 
 # memory --------------------------------------------------------------------------------
@@ -199,27 +186,19 @@ def memory_rows(cases, systems, args, host):
 
 
 def memory_markdown(rows):
-    sections = []
-    for machine, header in pc.machine_headers(rows).items():
-        lines = []
-        for m, model, batch in pc.cases_of(rows):
-            if m != machine:
-                continue
-            cell = {s: pc.pick(rows, machine=m, model=model, batch=batch, system=s) or {} for s in SYSTEMS}
-            clnn, ort = cell["clnn-pocl"], cell["onnxruntime"]
-            peak_ratio = pc.ratio(clnn.get("peak_rss_mb"), ort.get("peak_rss_mb"))
-            delta_ratio = pc.ratio(clnn.get("delta_mb"), ort.get("delta_mb"))
-            over = [k for k, r in (("peak", peak_ratio), ("delta", delta_ratio)) if r is not None and r > OVER]
-            lines.append([model, batch] + [f"{pc.fmt(cell[s].get('peak_rss_mb'))} / {pc.fmt(cell[s].get('delta_mb'))}"
-                                           for s in SYSTEMS] + [
-                pc.fmt(peak_ratio), pc.fmt(delta_ratio), ", ".join(over)])
-        head = ["model", "batch"] + [f"{s} peak / delta MB" for s in SYSTEMS] + [
-            "clnn / ort peak", "clnn / ort delta", f"over {OVER}x"]
-        sections.append(f"## {machine}: {header}\n\n{pc.markdown(head, lines)}")
+    def line(cell):
+        clnn, ort = cell["clnn-pocl"], cell["onnxruntime"]
+        peak_ratio = pc.ratio(clnn.get("peak_rss_mb"), ort.get("peak_rss_mb"))
+        delta_ratio = pc.ratio(clnn.get("delta_mb"), ort.get("delta_mb"))
+        over = [k for k, r in (("peak", peak_ratio), ("delta", delta_ratio)) if r is not None and r > OVER]
+        return [f"{pc.fmt(cell[s].get('peak_rss_mb'))} / {pc.fmt(cell[s].get('delta_mb'))}" for s in SYSTEMS] + [
+            pc.fmt(peak_ratio), pc.fmt(delta_ratio), ", ".join(over)]
+
+    head = [f"{s} peak / delta MB" for s in SYSTEMS] + ["clnn / ort peak", "clnn / ort delta", f"over {OVER}x"]
     return ("# Peak RSS of a session (MB), each in a fresh process\n\n"
             "peak: the peak RSS (VmHWM) of a child that built the session from the ONNX file and ran it "
             "a few times; delta: the same less the peak of a child that only loaded the library and listed "
-            "its devices (the baseline).\n\n" + "\n\n".join(sections) + "\n")
+            "its devices (the baseline).\n\n" + pc.sections(rows, SYSTEMS, head, line) + "\n")
 
 
 # command line --------------------------------------------------------------------------
@@ -233,12 +212,7 @@ def parse(argv):
                    help="torchvision models to export and add, e.g. resnet50,mobilenet_v2 (needs torch)")
     p.add_argument("--systems", default=",".join(SYSTEMS))
     p.add_argument("--devices", default="portable", help="clnn selector; its first device runs the model")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--runs", type=int, default=30, help="at most this many timed runs per system")
-    p.add_argument("--min-runs", type=int, default=5)
-    p.add_argument("--budget-s", type=float, default=4.0,
-                   help="seconds per system and case (wall time) after which, once --min-runs are done, "
-                        "no new round starts")
+    pc.timing_arguments(p, warmup=2, runs=30, budget_s=4.0)
     p.add_argument("--machine", default="dev", help="recorded in every row, e.g. dev or gpu")
     p.add_argument("--output", default=str(RESULTS / "cpu-peers"), help="speed results: OUTPUT.json, OUTPUT.md")
     p.add_argument("--memory", action="store_true", help="measure peak RSS instead of speed")

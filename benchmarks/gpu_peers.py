@@ -127,28 +127,17 @@ def case_rows(name, batch, args):
 
 
 def markdown_text(rows):
-    sections = []
-    for machine, header in pc.machine_headers(rows).items():
-        lines = []
-        for m, model, batch in pc.cases_of(rows):
-            if m != machine:
-                continue
-            cell = {s: pc.pick(rows, machine=m, model=model, batch=batch, system=s) or {} for s in SYSTEMS}
-            ms = {s: cell[s].get("ms") for s in SYSTEMS}
-            errs = [c["relerr"] for c in cell.values() if c.get("relerr") is not None]
-            lines.append([model, batch, pc.fmt(ms["cudnn"]), pc.fmt(cell["cudnn"].get("ms_resident")),
-                          pc.fmt(ms["clnn-opencl"]), pc.fmt(ms["clnn-cuda"]),
-                          pc.fmt(pc.ratio(ms["clnn-opencl"], ms["cudnn"])),
-                          pc.fmt(pc.ratio(ms["clnn-cuda"], ms["clnn-opencl"])),
-                          f"{max(errs):.1e}" if errs else "-"])
-        head = ["model", "batch", "cudnn ms", "cudnn resident ms", "clnn-opencl ms", "clnn-cuda ms",
-                "clnn-opencl / cudnn", "clnn-cuda / clnn-opencl", "max relerr"]
-        sections.append(f"## {machine}: {header}\n\n{pc.markdown(head, lines)}")
-    notes = "".join(f"- {r['machine']} {r['model']} b{r['batch']} {r['system']}: {r['error']}\n"
-                    for r in rows if r.get("error"))
+    def line(cell):
+        ms = {s: cell[s].get("ms") for s in SYSTEMS}
+        return [pc.fmt(ms["cudnn"]), pc.fmt(cell["cudnn"].get("ms_resident")), pc.fmt(ms["clnn-opencl"]),
+                pc.fmt(ms["clnn-cuda"]), pc.fmt(pc.ratio(ms["clnn-opencl"], ms["cudnn"])),
+                pc.fmt(pc.ratio(ms["clnn-cuda"], ms["clnn-opencl"])), pc.max_relerr(cell)]
+
+    head = ["cudnn ms", "cudnn resident ms", "clnn-opencl ms", "clnn-cuda ms", "clnn-opencl / cudnn",
+            "clnn-cuda / clnn-opencl", "max relerr"]
     return ("# torch cuDNN beside clnn on the GPU (median ms per call, numpy in, numpy out)\n\n"
-            "cudnn resident: torch's forward alone, input already on the GPU.\n\n" + "\n\n".join(sections)
-            + "\n" + ("\nErrors:\n" + notes if notes else ""))
+            "cudnn resident: torch's forward alone, input already on the GPU.\n\n"
+            + pc.sections(rows, SYSTEMS, head, line) + "\n" + pc.error_notes(rows))
 
 
 def parse(argv):
@@ -158,12 +147,7 @@ def parse(argv):
     p.add_argument("--systems", default=",".join(SYSTEMS))
     p.add_argument("--opencl-devices", default="nvidia", help="clnn selector for clnn-opencl")
     p.add_argument("--cuda-devices", default="cuda", help="clnn selector for clnn-cuda")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--runs", type=int, default=100, help="at most this many timed runs per system")
-    p.add_argument("--min-runs", type=int, default=5)
-    p.add_argument("--budget-s", type=float, default=0.8,
-                   help="seconds per system and case (wall time) after which, once --min-runs are done, "
-                        "no new round starts")
+    pc.timing_arguments(p, warmup=3, runs=100, budget_s=0.8)
     p.add_argument("--deadline-s", type=float, default=330,
                    help="cases not started by then get rows with the error 'skipped' (one call's limit)")
     p.add_argument("--machine", default="gpu")

@@ -162,6 +162,16 @@ def interleaved(calls, warmup=2, min_runs=5, max_runs=50, budget_s=10.0):
     return samples
 
 
+def timing_arguments(parser, warmup, runs, budget_s):
+    """The command-line options of ``interleaved``, with these defaults."""
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--runs", type=int, default=runs, help="at most this many timed runs per system")
+    parser.add_argument("--min-runs", type=int, default=5)
+    parser.add_argument("--budget-s", type=float, default=budget_s,
+                        help="seconds per system and case (wall time) after which, once --min-runs are done, "
+                             "no new round starts")
+
+
 def median_ms(seconds):
     return round(float(np.median(seconds)) * 1e3, 4)
 
@@ -249,3 +259,32 @@ def machine_headers(rows):
             h = r["host"]
             found[r["machine"]] = f"{h['cpu']}, {h['cores']} cores, measured {h['date']}"
     return found
+
+
+def sections(rows, systems, head, line):
+    """The tables of ``rows``, one section per machine (headed by its
+    machine_headers line) with a line per (model, batch) case: model, batch,
+    then ``line(cell)``, where cell is {system: its row, or {}}; ``head``
+    names the columns after model and batch."""
+    found = []
+    for machine, header in machine_headers(rows).items():
+        lines = []
+        for m, model, batch in cases_of(rows):
+            if m == machine:
+                cell = {s: pick(rows, machine=m, model=model, batch=batch, system=s) or {} for s in systems}
+                lines.append([model, batch] + line(cell))
+        found.append(f"## {machine}: {header}\n\n{markdown(['model', 'batch'] + head, lines)}")
+    return "\n\n".join(found)
+
+
+def max_relerr(cell):
+    """A cell's largest relerr as a table cell."""
+    errs = [r["relerr"] for r in cell.values() if r.get("relerr") is not None]
+    return f"{max(errs):.1e}" if errs else "-"
+
+
+def error_notes(rows):
+    """The errors of ``rows`` as a list after a table ('' where there are none)."""
+    notes = "".join(f"- {r['machine']} {r['model']} b{r['batch']} {r['system']}: {r['error']}\n"
+                    for r in rows if r.get("error"))
+    return "\nErrors:\n" + notes if notes else ""

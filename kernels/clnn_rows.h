@@ -81,6 +81,35 @@ CLNN_INLINE clnn_loops clnn_rows_loops(__global const int *rows, const int in_ns
     const int last = (interleave) ? (l).n2 : min((l).n2, first + clnn_run); \
     const int step = (interleave) ? CLNN_ROWS_WG : 1
 
+/* The start of a rows kernel (norm.cl, softmax.cl, reduce.cl: their
+ * arguments carry the same names) for group i of its box: declares
+ * CLNN_ROWS_ELEMENT's names, the group's item, batch and k (its scale
+ * index; clnn_rows_group), its loops l (out_ns: the output's batch stride,
+ * 0 where the output is not shaped as the input) and x, its input. */
+#define CLNN_ROWS_START(i, out_ns) \
+    CLNN_ROWS_ELEMENT(i, C, H, W, n0, c0, h0, bc, bh); \
+    int item, batch, k; \
+    clnn_rows_group(rows, g, &item, &batch, &k); \
+    const clnn_loops l = clnn_rows_loops(rows, in_ns, out_ns); \
+    __global const float *x = in + in_off + item + batch * in_ns
+
+/* CLNN_ROWS_START in a *_items kernel: work-item i takes group i, and those
+ * past count return. */
+#define CLNN_ROWS_ITEMS_START(out_ns) \
+    const int i = get_global_id(0); \
+    if (i >= count) \
+        return; \
+    CLNN_ROWS_START(i, out_ns)
+
+/* CLNN_ROWS_START in a *_groups kernel: work-group i takes group i; also
+ * declares part (clnn_group_combine's local memory), t (the work-item's
+ * local id) and CLNN_ROWS_SHARE's first, last and step. */
+#define CLNN_ROWS_GROUPS_START(out_ns) \
+    __local float part[CLNN_ROWS_WG]; \
+    const int t = get_local_id(0); \
+    CLNN_ROWS_START((int)get_group_id(0), out_ns); \
+    CLNN_ROWS_SHARE(l, t, interleave)
+
 CLNN_INLINE float clnn_comb_identity(const int comb)
 {
     return comb == CLNN_COMB_MUL ? 1.0f : comb == CLNN_COMB_MAX ? -INFINITY : comb == CLNN_COMB_MIN ? INFINITY : 0.0f;

@@ -32,6 +32,16 @@ CLNN_INLINE float clnn_im2col(__global const float *in, __global const int4 *kta
     return ih >= 0 && ih < H && iw >= 0 && iw < W ? in[base + t.x + ih * W + iw] : 0.0f;
 }
 
+/* clnn_tile_load for B's im2col column: rows k, k + NT / TN, ... */
+CLNN_INLINE void clnn_im2col_load(float pb[LB], __global const float *in, __global const int4 *ktab, const int k,
+                                  const int k_hi, const bool p_ok, const int base, const int ih0, const int iw0,
+                                  const int H, const int W)
+{
+#pragma unroll
+    for (int i = 0; i < LB; i++)
+        pb[i] = clnn_im2col(in, ktab, k + i * (NT / TN), k_hi, p_ok, base, ih0, iw0, H, W);
+}
+
 __kernel CLNN_WORK_GROUP(WG_N, WG_M, 1)
 void clnn_conv_gemm_tiled(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float *wt,
                           __global const float *bias, CLNN_CTENSOR(res), __global const int4 *ktab,
@@ -42,12 +52,7 @@ void clnn_conv_gemm_tiled(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const flo
                           const int OH, const int P, const int kc, const int act, const float alpha,
                           const float beta, const int has_bias, const int has_res)
 {
-    __local float4 As[2][TK * TM / 4];
-    __local float4 Bs[2][TK * TN / 4];
-    const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * WG_N + tx;
-    const int p_tile = get_group_id(0) * TN;
-    const int m_tile = get_group_id(1) * TM;
+    CLNN_TILE_START;
     const int slice = get_group_id(2);
     const int k_lo = slice * kc, k_hi = min(K, k_lo + kc);
     const int box_plane = bh * OW;
@@ -69,43 +74,20 @@ void clnn_conv_gemm_tiled(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const flo
     }
 
     float acc[RM][RN];
-#pragma unroll
-    for (int i = 0; i < RM; i++)
-#pragma unroll
-        for (int j = 0; j < RN; j++)
-            acc[i][j] = 0.0f;
+    clnn_tile_zero(acc);
 
     float pa[LA], pb[LB];
-#pragma unroll
-    for (int i = 0; i < LA; i++) {
-        const int k = k_lo + ak + i * (NT / TM);
-        pa[i] = m_ok && k < k_hi ? wcol[k * M] : 0.0f;
-    }
-#pragma unroll
-    for (int i = 0; i < LB; i++)
-        pb[i] = clnn_im2col(in, ktab, k_lo + bk + i * (NT / TN), k_hi, p_ok, base, ih0, iw0, H, W);
+    clnn_tile_load(pa, LA, NT / TM, wcol, M, k_lo + ak, k_hi, m_ok);
+    clnn_im2col_load(pb, in, ktab, k_lo + bk, k_hi, p_ok, base, ih0, iw0, H, W);
     int buf = 0;
     for (int k0 = k_lo; k0 < k_hi; k0 += TK) {
-        CLNN_LOCAL_PTR float *as = (CLNN_LOCAL_PTR float *)As[buf];
-        CLNN_LOCAL_PTR float *bs = (CLNN_LOCAL_PTR float *)Bs[buf];
-#pragma unroll
-        for (int i = 0; i < LA; i++)
-            as[(ak + i * (NT / TM)) * TM + am] = pa[i];
-#pragma unroll
-        for (int i = 0; i < LB; i++)
-            bs[(bk + i * (NT / TN)) * TN + bj] = pb[i];
+        clnn_tile_stage(As[buf], Bs[buf], pa, pb, tid);
         barrier(CLK_LOCAL_MEM_FENCE);
         /* the next step's loads, in flight while this one multiplies */
         const int k1 = k0 + TK;
         if (k1 < k_hi) {
-#pragma unroll
-            for (int i = 0; i < LA; i++) {
-                const int k = k1 + ak + i * (NT / TM);
-                pa[i] = m_ok && k < k_hi ? wcol[k * M] : 0.0f;
-            }
-#pragma unroll
-            for (int i = 0; i < LB; i++)
-                pb[i] = clnn_im2col(in, ktab, k1 + bk + i * (NT / TN), k_hi, p_ok, base, ih0, iw0, H, W);
+            clnn_tile_load(pa, LA, NT / TM, wcol, M, k1 + ak, k_hi, m_ok);
+            clnn_im2col_load(pb, in, ktab, k1 + bk, k_hi, p_ok, base, ih0, iw0, H, W);
         }
         clnn_tile_multiply(As[buf], Bs[buf], acc, tx, ty);
         buf ^= 1;
@@ -171,12 +153,7 @@ __kernel CLNN_WORK_GROUP(WG_N, WG_M, 1)
 void clnn_gemm_batched(__global float *c, __global const float *a, __global const float *b,
                        const int M, const int c0, const int bc, const int K, const int P, const int ld)
 {
-    __local float4 As[2][TK * TM / 4];
-    __local float4 Bs[2][TK * TN / 4];
-    const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * WG_N + tx;
-    const int p_tile = get_group_id(0) * TN;
-    const int m_tile = get_group_id(1) * TM;
+    CLNN_TILE_START;
     const int t = get_group_id(2);
     /* the host keeps every matrix below 2^31 elements (int offsets take fewer registers) */
     __global const float *at = a + t * K * M;
@@ -191,46 +168,19 @@ void clnn_gemm_batched(__global float *c, __global const float *a, __global cons
     __global const float *bcol = bt + p_tile + bj;
 
     float acc[RM][RN];
-#pragma unroll
-    for (int i = 0; i < RM; i++)
-#pragma unroll
-        for (int j = 0; j < RN; j++)
-            acc[i][j] = 0.0f;
+    clnn_tile_zero(acc);
 
     float pa[LA], pb[LB];
-#pragma unroll
-    for (int i = 0; i < LA; i++) {
-        const int k = ak + i * (NT / TM);
-        pa[i] = m_ok && k < K ? acol[k * M] : 0.0f;
-    }
-#pragma unroll
-    for (int i = 0; i < LB; i++) {
-        const int k = bk + i * (NT / TN);
-        pb[i] = p_ok && k < K ? bcol[k * ld] : 0.0f;
-    }
+    clnn_tile_load(pa, LA, NT / TM, acol, M, ak, K, m_ok);
+    clnn_tile_load(pb, LB, NT / TN, bcol, ld, bk, K, p_ok);
     int buf = 0;
     for (int k0 = 0; k0 < K; k0 += TK) {
-        CLNN_LOCAL_PTR float *as = (CLNN_LOCAL_PTR float *)As[buf];
-        CLNN_LOCAL_PTR float *bs = (CLNN_LOCAL_PTR float *)Bs[buf];
-#pragma unroll
-        for (int i = 0; i < LA; i++)
-            as[(ak + i * (NT / TM)) * TM + am] = pa[i];
-#pragma unroll
-        for (int i = 0; i < LB; i++)
-            bs[(bk + i * (NT / TN)) * TN + bj] = pb[i];
+        clnn_tile_stage(As[buf], Bs[buf], pa, pb, tid);
         barrier(CLK_LOCAL_MEM_FENCE);
         const int k1 = k0 + TK;
         if (k1 < K) {
-#pragma unroll
-            for (int i = 0; i < LA; i++) {
-                const int k = k1 + ak + i * (NT / TM);
-                pa[i] = m_ok && k < K ? acol[k * M] : 0.0f;
-            }
-#pragma unroll
-            for (int i = 0; i < LB; i++) {
-                const int k = k1 + bk + i * (NT / TN);
-                pb[i] = p_ok && k < K ? bcol[k * ld] : 0.0f;
-            }
+            clnn_tile_load(pa, LA, NT / TM, acol, M, k1 + ak, K, m_ok);
+            clnn_tile_load(pb, LB, NT / TN, bcol, ld, k1 + bk, K, p_ok);
         }
         clnn_tile_multiply(As[buf], Bs[buf], acc, tx, ty);
         buf ^= 1;

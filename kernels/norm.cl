@@ -22,14 +22,7 @@ __kernel void clnn_norm_items(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const
                               const int n0, const int c0, const int h0, const int bc, const int bh,
                               const int count)
 {
-    const int i = get_global_id(0);
-    if (i >= count)
-        return;
-    CLNN_ROWS_ELEMENT(i, C, H, W, n0, c0, h0, bc, bh);
-    int item, batch, k;
-    clnn_rows_group(rows, g, &item, &batch, &k);
-    const clnn_loops l = clnn_rows_loops(rows, in_ns, out_ns);
-    __global const float *x = in + in_off + item + batch * in_ns;
+    CLNN_ROWS_ITEMS_START(out_ns);
     const float mean = clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_ADD, 0.0f, 0, l.n2, 1) / (float)l.size;
     const float var = clnn_rows_part(x, &l, CLNN_TERM_SQDEV, CLNN_COMB_ADD, mean, 0, l.n2, 1) / (float)l.size;
     clnn_norm_write(out + out_off + item + batch * out_ns, x, &l, scale + k, bias + k, mean,
@@ -44,14 +37,7 @@ void clnn_norm_groups(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const int *ro
                       const int n0, const int c0, const int h0, const int bc, const int bh,
                       const int interleave)
 {
-    __local float part[CLNN_ROWS_WG];
-    const int t = get_local_id(0);
-    CLNN_ROWS_ELEMENT((int)get_group_id(0), C, H, W, n0, c0, h0, bc, bh);
-    int item, batch, k;
-    clnn_rows_group(rows, g, &item, &batch, &k);
-    const clnn_loops l = clnn_rows_loops(rows, in_ns, out_ns);
-    CLNN_ROWS_SHARE(l, t, interleave);
-    __global const float *x = in + in_off + item + batch * in_ns;
+    CLNN_ROWS_GROUPS_START(out_ns);
     const float mean = clnn_group_combine(
         part, clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_ADD, 0.0f, first, last, step), CLNN_COMB_ADD)
         / (float)l.size;

@@ -44,14 +44,7 @@ __kernel void clnn_reduce_items(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global con
                                 const int n0, const int c0, const int h0, const int bc, const int bh,
                                 const int count)
 {
-    const int i = get_global_id(0);
-    if (i >= count)
-        return;
-    CLNN_ROWS_ELEMENT(i, C, H, W, n0, c0, h0, bc, bh);
-    int item, batch, scale;
-    clnn_rows_group(rows, g, &item, &batch, &scale);
-    const clnn_loops l = clnn_rows_loops(rows, in_ns, 0);
-    __global const float *x = in + in_off + item + batch * in_ns;
+    CLNN_ROWS_ITEMS_START(0);
     const float top = post == CLNN_POST_LOG_PLUS_MAX
                     ? clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, 0, l.n2, 1) : 0.0f;
     const float total = clnn_reduce_part(x, &l, term, comb, top, 0, l.n2, 1);
@@ -65,14 +58,7 @@ void clnn_reduce_groups(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const int *
                         const int n0, const int c0, const int h0, const int bc, const int bh,
                         const int interleave)
 {
-    __local float part[CLNN_ROWS_WG];
-    const int t = get_local_id(0);
-    CLNN_ROWS_ELEMENT((int)get_group_id(0), C, H, W, n0, c0, h0, bc, bh);
-    int item, batch, scale;
-    clnn_rows_group(rows, g, &item, &batch, &scale);
-    const clnn_loops l = clnn_rows_loops(rows, in_ns, 0);
-    CLNN_ROWS_SHARE(l, t, interleave);
-    __global const float *x = in + in_off + item + batch * in_ns;
+    CLNN_ROWS_GROUPS_START(0);
     float top = 0.0f;
     if (post == CLNN_POST_LOG_PLUS_MAX)
         top = clnn_group_combine(part, clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, first, last, step),

@@ -38,14 +38,7 @@ __kernel void clnn_softmax_items(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global co
                                  const int n0, const int c0, const int h0, const int bc, const int bh,
                                  const int count)
 {
-    const int i = get_global_id(0);
-    if (i >= count)
-        return;
-    CLNN_ROWS_ELEMENT(i, C, H, W, n0, c0, h0, bc, bh);
-    int item, batch, scale;
-    clnn_rows_group(rows, g, &item, &batch, &scale);
-    const clnn_loops l = clnn_rows_loops(rows, in_ns, out_ns);
-    __global const float *x = in + in_off + item + batch * in_ns;
+    CLNN_ROWS_ITEMS_START(out_ns);
     __global float *y = out + out_off + item + batch * out_ns;
     const float top = clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, 0, l.n2, 1);
     const float sum = clnn_softmax_exps(y, x, &l, log_out, top, 0, l.n2, 1);
@@ -57,16 +50,9 @@ __kernel CLNN_WORK_GROUP(CLNN_ROWS_WG, 1, 1)
 void clnn_softmax_groups(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const int *rows, const int log_out,
                          const int C, const int H, const int W,
                          const int n0, const int c0, const int h0, const int bc, const int bh,
-                        const int interleave)
+                         const int interleave)
 {
-    __local float part[CLNN_ROWS_WG];
-    const int t = get_local_id(0);
-    CLNN_ROWS_ELEMENT((int)get_group_id(0), C, H, W, n0, c0, h0, bc, bh);
-    int item, batch, scale;
-    clnn_rows_group(rows, g, &item, &batch, &scale);
-    const clnn_loops l = clnn_rows_loops(rows, in_ns, out_ns);
-    CLNN_ROWS_SHARE(l, t, interleave);
-    __global const float *x = in + in_off + item + batch * in_ns;
+    CLNN_ROWS_GROUPS_START(out_ns);
     __global float *y = out + out_off + item + batch * out_ns;
     const float top = clnn_group_combine(
         part, clnn_rows_part(x, &l, CLNN_TERM_X, CLNN_COMB_MAX, 0.0f, first, last, step), CLNN_COMB_MAX);

@@ -1,12 +1,17 @@
 """Shared by the op and model tests: run a model through the real executor
-with poisoned outputs, force a kernel kind and tuning, measure errors."""
+with poisoned outputs, force a kernel kind and tuning, measure errors; the
+checks that slices of a model, on one device or two, equal the whole."""
 
 from dataclasses import replace
 
 import numpy as np
 
+from clnn import Model
 from clnn.executor import Executor
 from clnn.ops import Target
+from clnn.plan import Placement, Plan
+
+TOL = 1e-4   # relative error of a kernel against its numpy reference
 
 
 def rel_err(actual, expected):
@@ -41,6 +46,67 @@ def rand(rng, shape, scale=1.0):
     """Random data, never zeros: normal values shifted away from 0."""
     x = rng.standard_normal(shape)
     return (scale * (x + np.sign(x) * 0.1)).astype(np.float32)
+
+
+def case_model(case, name, rng, make=rand):
+    """The model of a test case (rng -> (inputs, layers), the last layer's
+    output the model's) named ``name``, and its feeds drawn by ``make``."""
+    inputs, layers = case(rng)
+    model = Model(inputs, layers, [layers[-1].name], name=name)
+    return model, {k: make(rng, v) for k, v in inputs.items()}
+
+
+def share_patterns(extent):
+    """Whole to either side, one element, uneven, even."""
+    return [(0.0, 1.0), (1.0, 0.0), (1.0 / extent, 1 - 1.0 / extent), (0.37, 0.63), (0.5, 0.5)]
+
+
+def split_plan(model, pair, dim, shares):
+    """Every layer that splits along ``dim`` shared over ``pair``, the others whole on its first."""
+    placements = {}
+    for layer in model.layers:
+        if layer.is_view:
+            continue
+        if layer.splittable(dim):
+            placements[layer.name] = Placement((pair[0].id, pair[1].id), shares, dim)
+        else:
+            placements[layer.name] = Placement.whole(pair[0].id)
+    return Plan(model, placements, {d.id for d in pair})
+
+
+def check_reference(model, feeds, device, **kernels):
+    """The whole model on ``device`` matches the reference. ``kernels``:
+    run's kind, tuning, vector_width."""
+    (actual,) = run(model, feeds, Plan.single(model, device), [device], **kernels)
+    assert rel_err(actual, model.reference(feeds)[0]) < TOL
+
+
+def check_input_boxes(model, feeds, device, **kernels):
+    """Two slices along each dimension on one device with resident buffers
+    match the reference: only the input box each slice declares is copied
+    in before it runs (the rest is NaN, and Oclgrind flags the read), so a
+    kernel reading past it shows. ``kernels``: run's kind, tuning, vector_width."""
+    expected = model.reference(feeds)[0]
+    for dim in ("c", "h", "n"):
+        plan = split_plan(model, (device, device), dim, (0.4, 0.6))
+        (actual,) = run(model, feeds, plan, [device], memory="discrete", **kernels)
+        assert rel_err(actual, expected) < TOL, dim
+
+
+def check_slices(model, feeds, pair, grouping, memory, kind=None, tuning=None, patterns=share_patterns):
+    """The whole on one device matches the reference; every share pattern
+    (``patterns(extent)``) of every splittable dimension over ``pair`` gives the whole."""
+    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]], kind=kind, tuning=tuning)
+    assert rel_err(whole, model.reference(feeds)[0]) < TOL
+    for dim in ("n", "c", "h"):
+        splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
+        if not splittable:
+            continue
+        extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
+        for shares in patterns(extent):
+            (split,) = run(model, feeds, split_plan(model, pair, dim, shares), list(pair),
+                           grouping=grouping, memory=memory, kind=kind, tuning=tuning)
+            assert rel_err(split, whole) < 1e-6, (dim, shares)
 
 
 def ancestors(commands, index):

@@ -6,11 +6,8 @@ import pytest
 
 from clnn import Model
 from clnn.ops import LRN, Activation, Binary, Concat, Conv2d, Dense, Pool, Reshape, ScaleShift, Softmax
-from clnn.plan import Placement, Plan
 
-from helpers import rand, rel_err, run
-
-TOL = 1e-4
+from helpers import TOL, case_model, check_input_boxes, check_reference, check_slices, rand, rel_err, run, split_plan
 
 
 def conv(shape, m, k, activation="relu", bias=True, groups=1, residual=False, **kw):
@@ -130,10 +127,7 @@ CASES = {
 
 
 def build(name, rng):
-    inputs, layers = CASES[name](rng)
-    model = Model(inputs, layers, [layers[-1].name], name=name)
-    feeds = {k: rand(rng, v) for k, v in inputs.items()}
-    return model, feeds
+    return case_model(CASES[name], name, rng)
 
 
 @pytest.mark.oclgrind
@@ -141,9 +135,7 @@ def build(name, rng):
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_reference(name, kind, device, rng):
     model, feeds = build(name, rng)
-    expected = model.reference(feeds)[0]
-    (actual,) = run(model, feeds, Plan.single(model, device), [device], kind=kind)
-    assert rel_err(actual, expected) < TOL
+    check_reference(model, feeds, device, kind=kind)
 
 
 @pytest.mark.oclgrind
@@ -154,28 +146,7 @@ def test_split_on_one_device_reads_only_its_input_box(name, kind, device, rng):
     the input box each slice needs is copied in before it runs, so a kernel
     reading past its box reads unset memory (Oclgrind flags it)."""
     model, feeds = build(name, rng)
-    expected = model.reference(feeds)[0]
-    for dim in ("c", "h", "n"):
-        plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
-        (actual,) = run(model, feeds, plan, [device], memory="discrete", kind=kind)
-        assert rel_err(actual, expected) < TOL, dim
-
-
-def _share_patterns(extent):
-    """Whole to either side, one element, uneven, even."""
-    return [(0.0, 1.0), (1.0, 0.0), (1.0 / extent, 1 - 1.0 / extent), (0.37, 0.63), (0.5, 0.5)]
-
-
-def _split_plan(model, pair, dim, shares):
-    placements = {}
-    for layer in model.layers:
-        if layer.is_view:
-            continue
-        if layer.splittable(dim):
-            placements[layer.name] = Placement((pair[0].id, pair[1].id), shares, dim)
-        else:
-            placements[layer.name] = Placement.whole(pair[0].id)
-    return Plan(model, placements, {d.id for d in pair})
+    check_input_boxes(model, feeds, device, kind=kind)
 
 
 @pytest.mark.parametrize("grouping, memory", [("platform", "auto"), ("device", "discrete")])
@@ -188,22 +159,6 @@ def test_every_slice_equals_the_whole(name, kind, grouping, memory, pair, rng, m
     check_slices(model, feeds, pair, grouping, memory, kind)
 
 
-def check_slices(model, feeds, pair, grouping, memory, kind, tuning=None):
-    """The whole on one device matches the reference; every share pattern
-    of every splittable dimension over ``pair`` gives the whole."""
-    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]], kind=kind, tuning=tuning)
-    assert rel_err(whole, model.reference(feeds)[0]) < TOL
-    for dim in ("n", "c", "h"):
-        splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
-        if not splittable:
-            continue
-        extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
-        for shares in _share_patterns(extent):
-            (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair),
-                           grouping=grouping, memory=memory, kind=kind, tuning=tuning)
-            assert rel_err(split, whole) < 1e-6, (dim, shares)
-
-
 @pytest.mark.parametrize("memory", ["auto", "discrete"])
 @pytest.mark.parametrize("name", ["conv3x3", "conv_residual", "concat", "flatten_dense", "lrn5", "maxpool3_ceil"])
 def test_slices_across_contexts(name, memory, pair, rng):
@@ -212,6 +167,6 @@ def test_slices_across_contexts(name, memory, pair, rng):
     model, feeds = build(name, rng)
     expected = model.reference(feeds)[0]
     for dim in ("c", "h"):
-        (split,) = run(model, feeds, _split_plan(model, pair, dim, (0.4, 0.6)), list(pair),
+        (split,) = run(model, feeds, split_plan(model, pair, dim, (0.4, 0.6)), list(pair),
                        grouping="device", memory=memory)
         assert rel_err(split, expected) < TOL, dim

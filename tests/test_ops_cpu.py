@@ -11,8 +11,8 @@ from clnn.box import Box
 from clnn.ops import Conv2d, Target, conv_cpu
 from clnn.plan import Plan
 
-from helpers import rand, rel_err, run
-from test_ops import TOL, _share_patterns, _split_plan, conv, dense, pool
+from helpers import TOL, case_model, check_input_boxes, rand, rel_err, run, share_patterns, split_plan
+from test_ops import conv, dense, pool
 
 CASES = {
     # Winograd F(4x4, 3x3) at odd sizes: input channels that end a chunk
@@ -42,9 +42,7 @@ CASES = {
 
 
 def build(name, rng):
-    inputs, layers = CASES[name](rng)
-    model = Model(inputs, layers, [layers[-1].name], name=name)
-    return model, {k: rand(rng, v) for k, v in inputs.items()}
+    return case_model(CASES[name], name, rng)
 
 
 def _launches(model, target):
@@ -87,11 +85,7 @@ def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device
     box is copied in), on vectors of 8 floats (AVX2) and 16 (AVX-512:
     32 pixels or tiles per register block)."""
     model, feeds = build(name, rng)
-    expected = model.reference(feeds)[0]
-    for dim in ("c", "h", "n"):
-        plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
-        (actual,) = run(model, feeds, plan, [device], memory="discrete", kind="cpu", vector_width=vector_width)
-        assert rel_err(actual, expected) < TOL, dim
+    check_input_boxes(model, feeds, device, kind="cpu", vector_width=vector_width)
 
 
 @pytest.mark.parametrize("name", ["winograd_odd", "winograd_2x2_residual_asym", "gemm_stride2_wide",
@@ -107,8 +101,8 @@ def test_every_slice_equals_the_whole(name, pair, rng, monkeypatch):
         layer = model.layers[-1]
         if not layer.splittable(dim):
             continue
-        for shares in _share_patterns(layer.out_shape["nch".index(dim)]):
-            (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair), grouping="device",
+        for shares in share_patterns(layer.out_shape["nch".index(dim)]):
+            (split,) = run(model, feeds, split_plan(model, pair, dim, shares), list(pair), grouping="device",
                            memory="discrete", kind="cpu")
             assert rel_err(split, whole) < 1e-6, (dim, shares)
 

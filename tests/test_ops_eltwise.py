@@ -13,10 +13,8 @@ from clnn.ops import Activation, Binary, Concat, Conv2d, Dense
 from clnn.ops.base import ACTIVATIONS, ACTIVATION_PARAMS
 from clnn.plan import Plan
 
-from helpers import rand, rel_err, run
-from test_ops import _share_patterns, _split_plan
-
-TOL = 1e-4
+from helpers import (TOL, case_model, check_input_boxes, check_reference, check_slices, rand, rel_err, run,
+                     share_patterns)
 
 # every activation with parameters where it takes some
 SPECS = {"leaky_relu": ("leaky_relu", 0.2), "clip": ("clip", -0.5, 0.7), "hard_sigmoid": ("hard_sigmoid", 0.3, 0.4),
@@ -134,11 +132,8 @@ CASES = {
 
 
 def build(name, rng):
-    inputs, layers = CASES[name](rng)
-    model = Model(inputs, layers, [layers[-1].name], name=name)
     make = positive if name.startswith("pow_") else rand   # a negative base to a fractional power is NaN
-    feeds = {k: make(rng, v) for k, v in inputs.items()}
-    return model, feeds
+    return case_model(CASES[name], name, rng, make)
 
 
 @pytest.mark.oclgrind
@@ -146,8 +141,7 @@ def build(name, rng):
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_reference(name, kind, device, rng):
     model, feeds = build(name, rng)
-    (actual,) = run(model, feeds, Plan.single(model, device), [device], kind=kind)
-    assert rel_err(actual, model.reference(feeds)[0]) < TOL
+    check_reference(model, feeds, device, kind=kind)
 
 
 SPLIT_CASES = ["add_same", "max_batch1_first", "pow_channel_const", "sub_both_ways", "div_lower_rank",
@@ -161,28 +155,14 @@ def test_split_on_one_device_reads_only_its_input_box(name, device, rng):
     slice declares is copied in before it runs (the rest is NaN), so a
     kernel reading past it shows."""
     model, feeds = build(name, rng)
-    expected = model.reference(feeds)[0]
-    for dim in ("n", "c", "h"):
-        plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
-        (actual,) = run(model, feeds, plan, [device], memory="discrete")
-        assert rel_err(actual, expected) < TOL, dim
+    check_input_boxes(model, feeds, device)
 
 
 @pytest.mark.parametrize("grouping, memory", [("platform", "auto"), ("device", "discrete")])
 @pytest.mark.parametrize("name", SPLIT_CASES)
 def test_every_slice_equals_the_whole(name, grouping, memory, pair, rng):
     model, feeds = build(name, rng)
-    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]])
-    assert rel_err(whole, model.reference(feeds)[0]) < TOL
-    for dim in ("n", "c", "h"):
-        splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
-        if not splittable:
-            continue
-        extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
-        for shares in _share_patterns(extent)[2:]:
-            (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair),
-                           grouping=grouping, memory=memory)
-            assert rel_err(split, whole) < 1e-6, (dim, shares)
+    check_slices(model, feeds, pair, grouping, memory, patterns=lambda extent: share_patterns(extent)[2:])
 
 
 def kernels(model):

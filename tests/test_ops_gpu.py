@@ -11,8 +11,8 @@ from clnn.box import Box
 from clnn.ops import Activation, Binary, GemmTile, GemvShape, Target, Tuning
 from clnn.plan import Plan
 
-from helpers import rand, rel_err, run
-from test_ops import TOL, _split_plan, build, check_slices, conv
+from helpers import TOL, check_slices, rand, rel_err, run, split_plan
+from test_ops import build, conv
 
 EVERYWHERE = {"winograd_min_channels": 1, "winograd_min_tiles": 1}
 VARIANTS = {
@@ -74,7 +74,7 @@ def test_winograd_row_slices_are_copied_their_whole_tiles(variant, device, rng):
     model, feeds = build("conv3x3_odd_residual", rng)
     expected = model.reference(feeds)[0]
     for shares in ((0.5, 0.5), (0.3, 0.7)):
-        plan = _split_plan(model, (device, device), "h", shares)
+        plan = split_plan(model, (device, device), "h", shares)
         (actual,) = run(model, feeds, plan, [device], memory="discrete", kind="gpu", tuning=VARIANTS[variant])
         assert rel_err(actual, expected) < TOL, shares
 

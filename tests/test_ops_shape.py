@@ -11,12 +11,8 @@ from clnn.box import Box
 from clnn.ops import (Activation, Concat, Conv2d, DepthToSpace, Gather, InstanceNorm, LayerNorm, Pad, Reduce, Reshape,
                       Slice, Softmax, SpaceToDepth, Transpose)
 from clnn.ops.nd import Axis, IndexMap, Rows, Space
-from clnn.plan import Plan
 
-from helpers import rand, rel_err, run
-from test_ops import _share_patterns, _split_plan
-
-TOL = 1e-4
+from helpers import case_model, check_input_boxes, check_reference, check_slices, rand
 
 
 def single(shape, make):
@@ -116,10 +112,7 @@ SMALL = ["transpose_nhwc", "transpose_6d", "channel_shuffle", "depth_to_space_dc
 
 
 def build(name, rng):
-    inputs, layers = CASES[name](rng)
-    model = Model(inputs, layers, [layers[-1].name], name=name)
-    feeds = {k: rand(rng, v) for k, v in inputs.items()}
-    return model, feeds
+    return case_model(CASES[name], name, rng)
 
 
 def _params(names):
@@ -130,9 +123,7 @@ def _params(names):
 @pytest.mark.parametrize("name", _params(CASES))
 def test_matches_reference(name, kind, device, rng):
     model, feeds = build(name, rng)
-    expected = model.reference(feeds)[0]
-    (actual,) = run(model, feeds, Plan.single(model, device), [device], kind=kind)
-    assert rel_err(actual, expected) < TOL
+    check_reference(model, feeds, device, kind=kind)
 
 
 @pytest.mark.parametrize("kind", ["cpu", "gpu"])
@@ -141,28 +132,14 @@ def test_split_on_one_device_reads_only_its_input_box(name, kind, device, rng):
     """Two slices of each layer on one device with resident buffers: only
     the input box each slice declares is copied in before it runs."""
     model, feeds = build(name, rng)
-    expected = model.reference(feeds)[0]
-    for dim in ("c", "h", "n"):
-        plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
-        (actual,) = run(model, feeds, plan, [device], memory="discrete", kind=kind)
-        assert rel_err(actual, expected) < TOL, dim
+    check_input_boxes(model, feeds, device, kind=kind)
 
 
 @pytest.mark.parametrize("grouping, memory", [("platform", "auto"), ("device", "discrete")])
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_slice_equals_the_whole(name, grouping, memory, pair, rng):
     model, feeds = build(name, rng)
-    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]])
-    assert rel_err(whole, model.reference(feeds)[0]) < TOL
-    for dim in ("n", "c", "h"):
-        splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
-        if not splittable:
-            continue
-        extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
-        for shares in _share_patterns(extent):
-            (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair),
-                           grouping=grouping, memory=memory)
-            assert rel_err(split, whole) < 1e-6, (dim, shares)
+    check_slices(model, feeds, pair, grouping, memory)
 
 
 # the index maps ---------------------------------------------------------------------------

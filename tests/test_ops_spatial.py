@@ -9,12 +9,8 @@ import pytest
 from clnn import Model
 from clnn.box import Box
 from clnn.ops import Conv2d, ConvTranspose2d, MatMul, Pool, Resize
-from clnn.plan import Plan
 
-from helpers import rand, rel_err, run
-from test_ops import _share_patterns, _split_plan
-
-TOL = 1e-4
+from helpers import case_model, check_input_boxes, check_reference, check_slices, rand
 
 
 def single(shape, make):
@@ -90,9 +86,7 @@ CASES = {
 
 
 def build(name, rng):
-    inputs, layers = CASES[name](rng)
-    model = Model(inputs, layers, [layers[-1].name], name=name)
-    return model, {k: rand(rng, v) for k, v in inputs.items()}
+    return case_model(CASES[name], name, rng)
 
 
 @pytest.mark.oclgrind
@@ -100,8 +94,7 @@ def build(name, rng):
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_reference(name, kind, device, rng):
     model, feeds = build(name, rng)
-    (actual,) = run(model, feeds, Plan.single(model, device), [device], kind=kind)
-    assert rel_err(actual, model.reference(feeds)[0]) < TOL
+    check_reference(model, feeds, device, kind=kind)
 
 
 @pytest.mark.oclgrind
@@ -111,11 +104,7 @@ def test_split_on_one_device_reads_only_its_input_box(name, kind, device, rng):
     """Two slices on one device with resident buffers: only each slice's
     declared input box is copied in, so a read past it reads NaN."""
     model, feeds = build(name, rng)
-    expected = model.reference(feeds)[0]
-    for dim in ("c", "h", "n"):
-        plan = _split_plan(model, (device, device), dim, (0.4, 0.6))
-        (actual,) = run(model, feeds, plan, [device], memory="discrete", kind=kind)
-        assert rel_err(actual, expected) < TOL, dim
+    check_input_boxes(model, feeds, device, kind=kind)
 
 
 @pytest.mark.parametrize("grouping, memory", [("platform", "auto"), ("device", "discrete")])
@@ -125,17 +114,7 @@ def test_every_slice_equals_the_whole(name, kind, grouping, memory, pair, rng, m
     model, feeds = build(name, rng)
     for layer in model.layers:
         monkeypatch.setattr(layer, "granule", lambda dim: 1)
-    (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]], kind=kind)
-    assert rel_err(whole, model.reference(feeds)[0]) < TOL
-    for dim in ("n", "c", "h"):
-        splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
-        if not splittable:
-            continue
-        extent = max(layer.out_shape["nch".index(dim)] for layer in splittable)
-        for shares in _share_patterns(extent):
-            (split,) = run(model, feeds, _split_plan(model, pair, dim, shares), list(pair), grouping=grouping,
-                           memory=memory, kind=kind)
-            assert rel_err(split, whole) < 1e-6, (dim, shares)
+    check_slices(model, feeds, pair, grouping, memory, kind)
 
 
 def test_resize_input_box_is_the_rows_read():
