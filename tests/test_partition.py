@@ -10,7 +10,8 @@ import pytest
 import clnn
 from clnn.executor import Executor
 from clnn.partition import auto_plan
-from clnn.partition.cache import CalibrationCache, device_key
+from clnn.cache_files import device_key
+from clnn.partition.cache import CalibrationCache
 from clnn.partition.costmodel import DeviceCosts, interpolate
 from clnn.partition.planner import Calibration, Link, Planner, steps_of
 from clnn.plan import Plan

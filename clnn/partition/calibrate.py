@@ -4,8 +4,8 @@ set of devices, and stores it."""
 import logging
 import time
 
-from .cache import CalibrationCache, device_key
-from .cache import seconds
+from ..cache_files import device_key
+from .cache import CalibrationCache, seconds
 from .costmodel import DeviceCosts, clean_layers, signature
 from .measure import handoff, launch_cost, slice_times
 from .planner import Calibration, Link
