@@ -1,19 +1,22 @@
-"""Chooses a device's GPU kernel parameters (clnn.ops.Tuning) by timing them.
+"""Chooses a device's kernel parameters (clnn.ops.Tuning) by timing them.
 
 ``autotune(device)`` starts from the device's current tuning and, one knob
-at a time (GEMM tiles, work-groups per compute unit, Winograd, GEMV shapes),
-times each candidate value on representative layer shapes, keeping the
-value whose shapes run fastest in total. The result can go into
-clnn.ops.tuning.TUNED under the device's name. ``layer_run`` and
-``replay_seconds`` time one layer alone; benchmarks/gpu_kernels.py uses
-them too.
+at a time, times each candidate value on layer shapes representative of
+the device's kind, keeping the value whose shapes run fastest in total: on
+GPUs the GEMM tiles, work-groups per compute unit, Winograd and the GEMV
+shapes (KNOBS), on CPUs the convolutions' blocking (CPU_KNOBS). ``--save``
+(and ``clnn tune``) stores the result as the device's record in clnn's
+cache folder, which ``clnn.ops.tuning.tuning_for`` prefers from then on.
+``layer_run`` and ``replay_seconds`` time one layer alone;
+benchmarks/gpu_kernels.py uses them too.
 
-    python -m clnn.autotune [--devices nvidia] [--runs 10]
+    python -m clnn.autotune [--devices nvidia] [--runs 10] [--save]
 """
 
 import argparse
 import sys
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,6 +25,7 @@ from .errors import ClnnError, DeviceError
 from .executor import Executor
 from .graph import single_layer
 from .ops import Conv2d, Dense, GemmTile, GemvShape, Target
+from .ops.tuning import save_tuning
 from .plan import Plan
 from .runtime import select
 from .timing import random_feeds
@@ -29,7 +33,7 @@ from .timing import random_feeds
 T128, T64x128, T128x64, T64, T32 = (GemmTile(128, 128, 8, 8, 8), GemmTile(64, 128, 8, 4, 8),
                                     GemmTile(128, 64, 16, 8, 4), GemmTile(64, 64, 16, 4, 4),
                                     GemmTile(32, 32, 8, 4, 4))
-# candidate values of each knob, tried in this order
+# candidate values of each knob (Tuning.with_overrides' names), tried in this order
 KNOBS = {
     "conv_tiles": [(T128, T64x128, T64), (T128, T64), (T64x128, T64), (T128x64, T64x128, T64), (T64,),
                    (T128, T64x128, T64, T32)],
@@ -42,26 +46,56 @@ KNOBS = {
              (GemvShape(2, 128, 32, 4), GemvShape(16, 128, 32, 4)),
              (GemvShape(16, 256, 64, 2),)],
 }
+# the CPU convolutions' blocking (clnn.ops.tuning.CpuBlocks, by vectors of 8
+# floats): output channels per register block (2 * MR accumulators beside
+# the operands fill AVX2's 16 registers at 6), then the GEMM's and
+# Winograd's depth and block counts
+CPU_KNOBS = {
+    "cpu_blocks.MR": [6, 4, 8],
+    "cpu_blocks.KC": [128, 64, 256],
+    "cpu_blocks.NB": [8, 4, 16],
+    "cpu_blocks.PBNB": [64, 32, 128],
+    "cpu_blocks.WKC": [8, 4, 16],
+    "cpu_blocks.TB": [1, 2],
+    "cpu_blocks.TPB": [16, 8, 32],
+}
 
 
-def representative_layers(seed=0):
-    """Shapes that the knobs decide on: 3x3 convolutions from large maps to
-    7x7 ones at batch 1 and 16, a 1x1 convolution, dense layers at batch 1
-    and 16."""
+def knobs_for(kind):
+    """The knobs that decide the kernels of a Target of ``kind``."""
+    return CPU_KNOBS if kind == "cpu" else KNOBS
+
+
+def representative_layers(seed=0, kind="gpu"):
+    """Shapes that the knobs of ``kind`` decide on. GPU: 3x3 convolutions
+    from large maps to 7x7 ones at batch 1 and 16, 1x1 convolutions, dense
+    layers at batch 1 and 16. CPU, at batch 1: 3x3 convolutions on 56x56 to
+    7x7 maps (Winograd), a 1x1 and a strided one (the GEMM)."""
     rng = np.random.default_rng(seed)
-    specs = [((16, 64, 56, 56), 64, 3), ((1, 128, 28, 28), 128, 3), ((16, 256, 14, 14), 256, 3),
-             ((1, 512, 7, 7), 512, 3), ((16, 512, 7, 7), 512, 3), ((16, 64, 56, 56), 256, 1),
-             ((1, 256, 14, 14), 1024, 1)]
-    layers = []
-    for shape, out_c, k in specs:
-        w = (rng.standard_normal((out_c, shape[1], k, k)) * np.sqrt(2 / (shape[1] * k * k))).astype(np.float32)
-        layer = Conv2d(f"conv{k}x{k}_{'x'.join(map(str, shape))}", "x", w, np.zeros(out_c, np.float32),
-                       pads=k // 2, activation="relu")
-        layer.bind([shape])
-        layers.append(layer)
+    if kind == "cpu":
+        return conv_layers(rng, [((1, 64, 56, 56), 64, 3, 1), ((1, 128, 28, 28), 128, 3, 1),
+                                 ((1, 256, 14, 14), 256, 3, 1), ((1, 512, 7, 7), 512, 3, 1),
+                                 ((1, 64, 56, 56), 256, 1, 1), ((1, 128, 56, 56), 128, 3, 2)])
+    layers = conv_layers(rng, [((16, 64, 56, 56), 64, 3, 1), ((1, 128, 28, 28), 128, 3, 1),
+                               ((16, 256, 14, 14), 256, 3, 1), ((1, 512, 7, 7), 512, 3, 1),
+                               ((16, 512, 7, 7), 512, 3, 1), ((16, 64, 56, 56), 256, 1, 1),
+                               ((1, 256, 14, 14), 1024, 1, 1)])
     for batch, k, m in ((1, 4096, 4096), (16, 9216, 4096), (16, 512, 1000)):
         layer = Dense(f"dense{k}x{m}_b{batch}", "x", rng.standard_normal((m, k)).astype(np.float32) * 0.01)
         layer.bind([(batch, k)])
+        layers.append(layer)
+    return layers
+
+
+def conv_layers(rng, specs):
+    """Bound convolutions with ReLU and He-scaled random weights, one per
+    (input shape, output channels, kernel side, stride)."""
+    layers = []
+    for shape, out_c, k, stride in specs:
+        w = (rng.standard_normal((out_c, shape[1], k, k)) * np.sqrt(2 / (shape[1] * k * k))).astype(np.float32)
+        layer = Conv2d(f"conv{k}x{k}s{stride}_{'x'.join(map(str, shape))}", "x", w, np.zeros(out_c, np.float32),
+                       pads=k // 2, stride=stride, activation="relu")
+        layer.bind([shape])
         layers.append(layer)
     return layers
 
@@ -118,30 +152,67 @@ def time_target(layers, device, target, reps=10, cache=None):
     return found
 
 
+@dataclass(frozen=True)
+class Tuned:
+    """What autotune found: the tuning, the representative layers' total
+    seconds under the tuning it started from and under this one, and how
+    long the search took."""
+    tuning: object
+    start_seconds: float
+    tuned_seconds: float
+    seconds: float
+
+
 def autotune(device, layers=None, knobs=None, reps=10, start=None, report=None):
-    """The tuning whose kernels run ``layers`` (representative_layers() by
-    default) fastest on ``device``, knob by knob (``knobs``: {Tuning field:
-    candidate values}, KNOBS by default), from the Target ``start`` (the
-    device's own by default: its kind, limits and tuning);
-    ``report(knob, value, seconds)`` hears every candidate's total."""
-    layers = representative_layers() if layers is None else layers
-    knobs = KNOBS if knobs is None else knobs
+    """Tuned: the tuning whose kernels run ``layers`` fastest on ``device``
+    (representative_layers of the start's kind by default), knob by knob
+    (``knobs``: {Tuning.with_overrides name: candidate values}, knobs_for
+    the start's kind by default), from the Target ``start`` (the device's
+    own by default: its kind, limits and tuning); ``report(knob, value,
+    seconds)`` hears every candidate's total."""
+    started = time.perf_counter()
     start = start or Target.of(device)
-    best = start.tuning
+    layers = representative_layers(kind=start.kind) if layers is None else layers
+    knobs = knobs_for(start.kind) if knobs is None else knobs
     cache = {}
+
+    def total(tuning):
+        return sum(time_target(layers, device, replace(start, tuning=tuning), reps, cache).values())
+
+    best = start.tuning
+    start_seconds = best_seconds = total(best)
     for knob, values in knobs.items():
         totals = []
         for value in values:
-            candidate = replace(best, **{knob: value})
-            total = sum(time_target(layers, device, replace(start, tuning=candidate), reps, cache).values())
-            totals.append((total, candidate))
+            candidate = best.with_overrides({knob: value})
+            totals.append((total(candidate), candidate))
             if report:
-                report(knob, value, total)
-        best = min(totals, key=lambda item: item[0])[1]
-    return best
+                report(knob, value, totals[-1][0])
+        best_seconds, best = min(totals, key=lambda item: item[0])
+    return Tuned(best, start_seconds, best_seconds, time.perf_counter() - started)
 
 
-def _text(value):
+def tune_and_save(device, reps=10, report=None):
+    """(Tuned, the record's path or None where it stayed in memory): the
+    device autotuned on its kind's representative layers and stored as its
+    record in clnn's cache folder (clnn.ops.tuning.save_tuning)."""
+    found = autotune(device, reps=reps, report=report)
+    return found, save_tuning(device, found.tuning, found.start_seconds, found.tuned_seconds)
+
+
+def candidate_count(device):
+    """How many candidates autotune times on ``device`` by default."""
+    return sum(len(values) for values in knobs_for(Target.of(device).kind).values())
+
+
+def summary(device, found, path):
+    """One line on what a tuning run found and where it went."""
+    where = f"stored in {path}" if path else "kept in memory for this process"
+    return (f"{device.id}: representative layers {found.start_seconds * 1e3:.3f} ms with the tuning it had, "
+            f"{found.tuned_seconds * 1e3:.3f} ms tuned ({found.seconds:.0f} s); {where}")
+
+
+def value_text(value):
     return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
@@ -149,13 +220,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m clnn.autotune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", default="gpu", help="device selector (default: gpu)")
     parser.add_argument("--runs", type=int, default=10, help="timed passes per candidate and layer (default 10)")
+    parser.add_argument("--save", action="store_true", help="store the best as the device's tuning record in "
+                        "clnn's cache folder (as clnn tune does)")
     args = parser.parse_args(argv)
+
+    def show(knob, value, s):
+        print(f"  {knob:<20} {s * 1e3:9.3f} ms  {value_text(value)}", flush=True)
     try:
         for device in select(args.devices):
             print(f"{device}:")
-            tuning = autotune(device, reps=args.runs, report=lambda knob, value, s: print(
-                f"  {knob:<20} {s * 1e3:9.3f} ms  {_text(value)}", flush=True))
-            print(f"  best: {tuning}")
+            if args.save:
+                found, path = tune_and_save(device, args.runs, show)
+                print(f"  best: {found.tuning}\n{summary(device, found, path)}")
+            else:
+                print(f"  best: {autotune(device, reps=args.runs, report=show).tuning}")
     except ClnnError as exc:  # one clean line, as the clnn command prints
         print(f"clnn.autotune: error: {exc}", file=sys.stderr)
         return 2

@@ -113,5 +113,12 @@ class RecordFiles:
         return path
 
 
+def seconds(value):
+    """A record's number of seconds: non-negative and finite, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        return None
+    return float(value)
+
+
 def _warn(text):
     warnings.warn(f"clnn: {text}", stacklevel=3)

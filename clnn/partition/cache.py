@@ -16,10 +16,3 @@ class CalibrationCache(RecordFiles):
     WHAT = "calibration"
     INSTEAD = "calibrating again"
     INSTEAD_PART = "measuring that again"
-
-
-def seconds(value):
-    """A non-negative, finite number of seconds, or None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-        return None
-    return float(value)

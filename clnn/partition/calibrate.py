@@ -4,8 +4,8 @@ set of devices, and stores it."""
 import logging
 import time
 
-from ..cache_files import device_key
-from .cache import CalibrationCache, seconds
+from ..cache_files import device_key, seconds
+from .cache import CalibrationCache
 from .costmodel import DeviceCosts, clean_layers, signature
 from .measure import handoff, launch_cost, slice_times
 from .planner import Calibration, Link
