@@ -135,7 +135,7 @@ def test_autotune_keeps_the_fastest_candidate_of_each_knob(device, rng):
     knobs = {"winograd": [4, 0], "gemv": [(GemvShape(16, 64, 32, 2),), (GemvShape(16, 128, 32, 4),)]}
     start = target(device, "gpu", Tuning(winograd_min_channels=1, winograd_min_tiles=1))
     best = autotune.autotune(device, _layers(rng), knobs, reps=2, start=start,
-                             report=lambda knob, value, seconds: heard.append((knob, value, seconds)))
+                             report=lambda knob, value, seconds: heard.append((knob, value, seconds))).tuning
     assert [(k, v) for k, v, _ in heard] == [(k, v) for k, values in knobs.items() for v in values]
     assert all(seconds > 0 for _, _, seconds in heard)
     for knob in knobs:

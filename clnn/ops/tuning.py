@@ -269,8 +269,8 @@ class TuningCache(RecordFiles):
     INSTEAD_PART = "ignoring the file, " + INSTEAD
 
 
-# what tuning_source found, by record path: (the file's stamp, (tuning, source))
-_FOUND = {}
+# the records tuning_source read, by path: (the file's stamp, Tuning or None)
+_READ = {}
 
 
 def tuning_source(device):
@@ -279,18 +279,16 @@ def tuning_source(device):
     is read again only when its file changes."""
     files, key = TuningCache(), device_key(device)
     path, stamp = str(files.path(key)), files.stamp(key)
-    if path in _FOUND and _FOUND[path][0] == stamp:
-        return _FOUND[path][1]
-    record = files.load(key, clean_tuning_record) if stamp is not None else {}
-    if record:
-        found = (read_tuning(record["tuning"]), "cache")
-        where = f"its record {path}"
-    elif device.name in TUNED:
-        found, where = (TUNED[device.name], "table"), f"clnn's table (TUNED[{device.name!r}])"
-    else:
-        found, where = (DEFAULT, "default"), "the default (no record in the cache or the table)"
-    log.debug("tuning of %s: %s", device.id, where)
-    _FOUND[path] = (stamp, found)
+    fresh = path not in _READ or _READ[path][0] != stamp
+    if fresh:
+        record = files.load(key, clean_tuning_record) if stamp is not None else {}
+        _READ[path] = (stamp, read_tuning(record["tuning"]) if record else None)
+    cached = _READ[path][1]
+    found = ((cached, "cache") if cached is not None else (TUNED[device.name], "table") if device.name in TUNED
+             else (DEFAULT, "default"))
+    if fresh:
+        log.debug("tuning of %s: %s", device.id, {"cache": f"its record {path}", "table": "clnn's table (TUNED)",
+                                                  "default": "the default (no record or table entry)"}[found[1]])
     return found
 
 
@@ -302,7 +300,7 @@ def save_tuning(device, tuning, start_seconds, tuned_seconds, directory=None):
     files = TuningCache(directory)
     record = {"tuning": tuning_record(tuning), "start_seconds": start_seconds, "tuned_seconds": tuned_seconds}
     path = files.path(device_key(device))
-    _FOUND.pop(str(path), None)
+    _READ.pop(str(path), None)
     return files.save(device_key(device), record)
 
 
