@@ -15,6 +15,7 @@ from .errors import ClnnError, DeviceError, InputError
 from .log import show as show_log
 from .ops.tuning import TuningCache, tuning_source
 from .partition.cache import CalibrationCache
+from .partition import tune
 from .partition.calibrate import calibrate
 from .runtime import all_devices, select
 from .session import InferenceSession
@@ -118,12 +119,12 @@ def _calibrate(args):
 
 def _tune(args):
     for device in select(args.devices):
-        with tqdm(desc=device.id, total=autotune.candidate_count(device), unit="candidate", file=sys.stderr,
+        with tqdm(desc=device.id, total=tune.candidate_count(device), unit="candidate", file=sys.stderr,
                   disable=None, leave=False) as bar:
             def heard(knob, value, seconds):
                 bar.set_postfix_str(f"{knob} {autotune.value_text(value)}"[:40], refresh=False)
                 bar.update()
-            found, path = autotune.tune_and_save(device, args.runs, heard)
+            found, path = tune.tune_and_save(device, args.runs, heard)
         print(autotune.summary(device, found, path))
     return 0
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import clnn
-from clnn import autotune
 from clnn.ops import Conv2d, CpuBlocks, Dense, GemmTile, GemvShape, MatMul, Target, Tuning
 from clnn.ops.gemm import plan_gemm
 from clnn.ops.tuning import DEFAULT, tuning_for
+from clnn.partition import tune
 
 from helpers import target
 
@@ -134,7 +134,7 @@ def test_autotune_keeps_the_fastest_candidate_of_each_knob(device, rng):
     heard = []
     knobs = {"winograd": [4, 0], "gemv": [(GemvShape(16, 64, 32, 2),), (GemvShape(16, 128, 32, 4),)]}
     start = target(device, "gpu", Tuning(winograd_min_channels=1, winograd_min_tiles=1))
-    best = autotune.autotune(device, _layers(rng), knobs, reps=2, start=start,
+    best = tune.autotune(device, _layers(rng), knobs, reps=2, start=start,
                              report=lambda knob, value, seconds: heard.append((knob, value, seconds))).tuning
     assert [(k, v) for k, v, _ in heard] == [(k, v) for k, values in knobs.items() for v in values]
     assert all(seconds > 0 for _, _, seconds in heard)
@@ -146,8 +146,8 @@ def test_autotune_keeps_the_fastest_candidate_of_each_knob(device, rng):
 
 def test_replayed_kernels_leave_the_output_as_one_run_does(device, rng):
     layer = _layers(rng)[0]
-    executor, feeds, output = autotune.layer_run(layer, device, target(device, "gpu", Tuning(winograd=0)))
-    assert autotune.replay_seconds(executor, 3) > 0
+    executor, feeds, output = tune.layer_run(layer, device, target(device, "gpu", Tuning(winograd=0)))
+    assert tune.replay_seconds(executor, 3) > 0
     (again,) = executor.run(feeds)
     np.testing.assert_array_equal(output, again)
     np.testing.assert_allclose(output, layer.reference(feeds["in0"]), rtol=1e-4, atol=1e-4)

@@ -1,7 +1,7 @@
 """Tuning records in clnn's cache folder: what tuning_for prefers, a record
 that is not this device's or does not fit the schema ignored with a warning,
-a folder that cannot be written, and autotune (``clnn tune``) writing a
-record that a new Target picks up."""
+a folder that cannot be written, and autotune (``clnn tune``, plan="auto"
+with CLNN_TUNE=auto) writing a record that a new Target picks up."""
 
 import json
 from dataclasses import replace
@@ -9,12 +9,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from clnn import autotune
+import clnn
 from clnn.cache_files import device_key
 from clnn.cli import main
 from clnn.ops import CpuBlocks, GemmTile, Target
 from clnn.ops import tuning as tuning_module
 from clnn.ops.tuning import DEFAULT, TuningCache, save_tuning, tuning_for, tuning_record, tuning_source
+from clnn.partition import auto_plan, tune
+from clnn.partition.cache import calibration_key
 
 from helpers import rel_err
 
@@ -51,6 +53,14 @@ def test_a_record_comes_back_as_the_tuning_it_stored(devices, cache):
     assert Target.of(device).tuning == OTHER
     assert tuning_for(devices[-1]) == (OTHER if devices[-1].name == device.name and
                                        device_key(devices[-1]) == device_key(device) else DEFAULT)
+
+
+def test_a_new_tuning_calibrates_afresh(devices, cache):
+    """A device's layer times are those of its tuning's kernels."""
+    before = calibration_key(devices[0])
+    save_tuning(devices[0], OTHER, 0.002, 0.001)
+    assert calibration_key(devices[0]) != before
+    assert calibration_key(devices[0]).startswith(device_key(devices[0]))
 
 
 def test_the_record_of_another_driver_version_is_not_this_devices(devices, cache):
@@ -138,20 +148,20 @@ def test_the_cache_comes_before_the_table_and_the_table_before_the_default(devic
 
 
 def test_every_knob_candidate_is_a_tuning_the_kernels_take():
-    for knobs in (autotune.KNOBS, autotune.CPU_KNOBS):
+    for knobs in (tune.KNOBS, tune.CPU_KNOBS):
         for knob, values in knobs.items():
             for value in values:
                 assert tuning_record(DEFAULT.with_overrides({knob: value}))
-    assert autotune.knobs_for("cpu") is autotune.CPU_KNOBS and autotune.knobs_for("gpu") is autotune.KNOBS
-    assert all(layer.in_shapes[0][0] == 1 for layer in autotune.representative_layers(kind="cpu"))
+    assert tune.knobs_for("cpu") is tune.CPU_KNOBS and tune.knobs_for("gpu") is tune.KNOBS
+    assert all(layer.in_shapes[0][0] == 1 for layer in tune.representative_layers(kind="cpu"))
 
 
 def _tiny(monkeypatch):
     """Autotune's defaults shrunk to two small layers (a Winograd 3x3 and a
     1x1 GEMM) and two knobs, for a 2-core test machine."""
-    layers = autotune.conv_layers(np.random.default_rng(0), [((1, 16, 9, 9), 12, 3, 1), ((1, 16, 9, 9), 20, 1, 1)])
-    monkeypatch.setattr(autotune, "representative_layers", lambda seed=0, kind="gpu": layers)
-    monkeypatch.setattr(autotune, "CPU_KNOBS", {"cpu_blocks.MR": [6, 4], "cpu_blocks.WKC": [8, 4]})
+    layers = tune.conv_layers(np.random.default_rng(0), [((1, 16, 9, 9), 12, 3, 1), ((1, 16, 9, 9), 20, 1, 1)])
+    monkeypatch.setattr(tune, "representative_layers", lambda seed=0, kind="gpu": layers)
+    monkeypatch.setattr(tune, "CPU_KNOBS", {"cpu_blocks.MR": [6, 4], "cpu_blocks.WKC": [8, 4]})
     return layers
 
 
@@ -161,8 +171,8 @@ def test_autotune_on_a_cpu_writes_a_record_that_a_new_target_takes(devices, cach
         pytest.skip("the CPU knobs are tuned on CPU devices")
     layers = _tiny(monkeypatch)
     heard = []
-    found, path = autotune.tune_and_save(device, reps=2, report=lambda *item: heard.append(item))
-    assert [(knob, value) for knob, value, _ in heard] == [(k, v) for k, values in autotune.CPU_KNOBS.items()
+    found, path = tune.tune_and_save(device, reps=2, report=lambda *item: heard.append(item))
+    assert [(knob, value) for knob, value, _ in heard] == [(k, v) for k, values in tune.CPU_KNOBS.items()
                                                            for v in values]
     assert found.tuned_seconds == min(s for knob, _, s in heard if knob == "cpu_blocks.WKC")
     assert found.start_seconds > 0 and found.seconds > 0
@@ -171,7 +181,7 @@ def test_autotune_on_a_cpu_writes_a_record_that_a_new_target_takes(devices, cach
     target = Target.of(device)
     assert target.tuning == found.tuning
     for layer in layers:  # the tuned kernels compute the layer
-        _, feeds, output = autotune.layer_run(layer, device, target)
+        _, feeds, output = tune.layer_run(layer, device, target)
         assert rel_err(output, layer.reference(feeds["in0"])) < 1e-4
 
 
@@ -188,3 +198,19 @@ def test_the_tune_command_shows_progress_and_stores_a_record(devices, cache, mon
     assert main(["devices", "--devices", device.id]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if f" {device.id} " in line)
     assert "tuning=cache" in row
+
+
+def test_plan_auto_tunes_a_device_without_a_tuning_only_when_asked(devices, cache, monkeypatch):
+    device = devices[0]
+    if Target.of(device).kind != "cpu":
+        pytest.skip("the CPU knobs are tuned on CPU devices")
+    _tiny(monkeypatch)
+    model = clnn.models.lenet5()
+    auto_plan(model, [device])
+    assert tuning_source(device)[1] == "default"  # off by default
+    monkeypatch.setenv("CLNN_TUNE", "auto")
+    auto_plan(model, [device])
+    assert tuning_source(device)[1] == "cache"
+    monkeypatch.setenv("CLNN_TUNE", "always")
+    with pytest.raises(clnn.DeviceError, match="CLNN_TUNE"):
+        auto_plan(model, [device])

@@ -14,6 +14,8 @@ tools' ``--tune`` option gives them; a cached record holds every field by
 those names, in the same text forms.
 """
 
+import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, fields, replace
@@ -319,6 +321,12 @@ def tuning_record(tuning):
         else:
             record[name] = value
     return record
+
+
+def tuning_digest(tuning):
+    """A short text that differs between tunings (what a calibration of the
+    kernels a tuning picks is keyed by)."""
+    return hashlib.sha1(json.dumps(tuning_record(tuning), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def read_tuning(values):
