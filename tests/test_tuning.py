@@ -34,7 +34,8 @@ def test_a_tuning_the_kernels_cannot_take_is_refused(change):
         replace(DEFAULT, **change)
 
 
-def test_devices_without_measurements_take_the_default():
+def test_devices_without_measurements_take_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLNN_CACHE_DIR", str(tmp_path))  # no tuning record of this machine's
     device = clnn.select(None)[0]
     assert tuning_for(device) is DEFAULT
     assert Target.of(device).tuning is DEFAULT
