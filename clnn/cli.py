@@ -14,8 +14,8 @@ from .bench import layer_table, load_model, median_latency, zoo_markdown, zoo_ro
 from .errors import ClnnError, DeviceError, InputError
 from .log import show as show_log
 from .ops.tuning import TuningCache, tuning_source
-from .partition.cache import CalibrationCache
 from .partition import tune
+from .partition.cache import CalibrationCache
 from .partition.calibrate import calibrate
 from .runtime import all_devices, select
 from .session import InferenceSession
