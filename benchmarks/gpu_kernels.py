@@ -35,7 +35,7 @@ import numpy as np
 import clnn
 from clnn import Model
 from clnn import models as zoo
-from clnn.autotune import launch_key, layer_run, replay_seconds
+from clnn.partition.tune import launch_key, layer_run, replay_seconds
 from clnn.box import Box
 from clnn.executor import Executor
 from clnn.ops import (LRN, Activation, Concat, Conv2d, Dense, GemmTile, GemvShape, Pool, Reshape, Softmax, Target,

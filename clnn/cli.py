@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import models
+from . import autotune, models
 from .bench import layer_table, load_model, median_latency, zoo_markdown, zoo_rows
 from .errors import ClnnError, DeviceError, InputError
 from .log import show as show_log
+from .ops.tuning import TuningCache, tuning_source
+from .partition import tune
 from .partition.cache import CalibrationCache
 from .partition.calibrate import calibrate
 from .runtime import all_devices, select
@@ -39,8 +41,11 @@ def _devices(args):
             print(f"{d.platform} [{d.backend}]")
         mark = "*" if d.id in chosen else " "
         print(f" {mark} {d.id:<22} {d.kind:<11} {d.compute_units:>4} CUs  "
-              f"unified_memory={'yes' if d.unified_memory else 'no ':<3}  {d.name}  (driver {d.driver_version})")
+              f"unified_memory={'yes' if d.unified_memory else 'no ':<3}  tuning={tuning_source(d)[1]:<7}  "
+              f"{d.name}  (driver {d.driver_version})")
     print(f"* = selected by {args.devices or 'CLNN_DEVICES or all'}{note}")
+    print(f"tuning = where kernel parameters come from: cache (clnn tune's records in {TuningCache().directory}), "
+          "table (clnn's measured devices), default")
     return 0
 
 
@@ -109,6 +114,18 @@ def _calibrate(args):
             rate = f"{1e-9 / link.per_byte:.2f} GB/s" if link.per_byte > 0 else "no copy"
             print(f"{source} -> {target}: {link.latency * 1e6:.1f} us latency, {rate}")
     print(f"calibration stored in {cache.directory}")
+    return 0
+
+
+def _tune(args):
+    for device in select(args.devices):
+        with tqdm(desc=device.id, total=tune.candidate_count(device), unit="candidate", file=sys.stderr,
+                  disable=None, leave=False) as bar:
+            def heard(knob, value, seconds):
+                bar.set_postfix_str(f"{knob} {autotune.value_text(value)}"[:40], refresh=False)
+                bar.update()
+            found, path = tune.tune_and_save(device, args.runs, heard)
+        print(autotune.summary(device, found, path))
     return 0
 
 
@@ -223,6 +240,12 @@ def build_parser():
     p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
     p.add_argument("--batch", type=int, default=1, help="batch size to calibrate for (default 1)")
     p.set_defaults(func=_calibrate)
+
+    p = commands.add_parser("tune", help="time kernel parameters on each device and keep the best (cached per "
+                            "device)")
+    p.add_argument("--devices", help="device selector (default: CLNN_DEVICES or all)")
+    p.add_argument("--runs", type=int, default=10, help="timed passes per candidate and layer (default 10)")
+    p.set_defaults(func=_tune)
     return parser
 
 

@@ -34,7 +34,7 @@ from . import models
 from .errors import InputError, ModelError
 from .graph import Graph
 from .onnx_import import load
-from .partition.cache import cache_dir
+from .cache_files import cache_dir
 from .session import InferenceSession
 
 # rows per session run when the model leaves the batch free (a zoo name or an

@@ -20,7 +20,7 @@ PACKAGE = Path(clnn.__file__).parent
 # lowest first; a module may import from its own floor or any below it
 FLOORS = [
     ("leaves", {"clnn.errors", "clnn.box", "clnn.timing", "clnn.trace", "clnn.sources", "clnn.version", "clnn.log",
-                "clnn.host"}),
+                "clnn.host", "clnn.cache_files"}),
     ("runtime", {"clnn.runtime", "clnn.cuda"}),
     ("ops", {"clnn.ops"}),
     ("graph", {"clnn.graph", "clnn.passes"}),

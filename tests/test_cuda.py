@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import clnn
+from clnn.cache_files import device_key
 from clnn.executor import Executor
-from clnn.partition.cache import device_key
 from clnn.plan import Plan
 from clnn.runtime import backends, contexts_for
 from clnn.schedule import Schedule

@@ -10,9 +10,9 @@ import logging
 import pytest
 
 import clnn
+from clnn.cache_files import device_key
 from clnn.cuda import green
 from clnn.cuda.backend import CudaBackend, DeviceInfo
-from clnn.partition.cache import device_key
 from clnn.runtime import selector
 from clnn.runtime.backend import Backend
 from clnn.runtime.device import Device

@@ -10,7 +10,7 @@ import pytest
 import clnn
 from clnn.executor import Executor
 from clnn.partition import auto_plan
-from clnn.partition.cache import CalibrationCache, device_key
+from clnn.partition.cache import CalibrationCache, calibration_key
 from clnn.partition.costmodel import DeviceCosts, interpolate
 from clnn.partition.planner import Calibration, Link, Planner, steps_of
 from clnn.plan import Plan
@@ -223,7 +223,7 @@ def test_calibrate_command_shows_progress(devices, cache, capsys):
     # no bar where stderr is not a terminal (it wrote carriage returns into logs): one line per model
     assert "\r" not in captured.err and "fcnn: " in captured.err and "measured in" in captured.err
     assert list(cache.directory.glob("*.json"))
-    key = device_key(devices[0])
+    key = calibration_key(devices[0])
     assert cache.load(key)["launch"] > 0
     assert main(["calibrate", "fcnn", "--devices", ";".join(d.id for d in devices)]) == 0
     assert "fcnn: calibrated already (from the cache)" in capsys.readouterr().err  # was "0 layer shapes measured"

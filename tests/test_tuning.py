@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import clnn
-from clnn import autotune
 from clnn.ops import Conv2d, CpuBlocks, Dense, GemmTile, GemvShape, MatMul, Target, Tuning
 from clnn.ops.gemm import plan_gemm
 from clnn.ops.tuning import DEFAULT, tuning_for
+from clnn.partition import tune
 
 from helpers import target
 
@@ -34,7 +34,8 @@ def test_a_tuning_the_kernels_cannot_take_is_refused(change):
         replace(DEFAULT, **change)
 
 
-def test_devices_without_measurements_take_the_default():
+def test_devices_without_measurements_take_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLNN_CACHE_DIR", str(tmp_path))  # no tuning record of this machine's
     device = clnn.select(None)[0]
     assert tuning_for(device) is DEFAULT
     assert Target.of(device).tuning is DEFAULT
@@ -134,8 +135,8 @@ def test_autotune_keeps_the_fastest_candidate_of_each_knob(device, rng):
     heard = []
     knobs = {"winograd": [4, 0], "gemv": [(GemvShape(16, 64, 32, 2),), (GemvShape(16, 128, 32, 4),)]}
     start = target(device, "gpu", Tuning(winograd_min_channels=1, winograd_min_tiles=1))
-    best = autotune.autotune(device, _layers(rng), knobs, reps=2, start=start,
-                             report=lambda knob, value, seconds: heard.append((knob, value, seconds)))
+    best = tune.autotune(device, _layers(rng), knobs, reps=2, start=start,
+                             report=lambda knob, value, seconds: heard.append((knob, value, seconds))).tuning
     assert [(k, v) for k, v, _ in heard] == [(k, v) for k, values in knobs.items() for v in values]
     assert all(seconds > 0 for _, _, seconds in heard)
     for knob in knobs:
@@ -146,8 +147,8 @@ def test_autotune_keeps_the_fastest_candidate_of_each_knob(device, rng):
 
 def test_replayed_kernels_leave_the_output_as_one_run_does(device, rng):
     layer = _layers(rng)[0]
-    executor, feeds, output = autotune.layer_run(layer, device, target(device, "gpu", Tuning(winograd=0)))
-    assert autotune.replay_seconds(executor, 3) > 0
+    executor, feeds, output = tune.layer_run(layer, device, target(device, "gpu", Tuning(winograd=0)))
+    assert tune.replay_seconds(executor, 3) > 0
     (again,) = executor.run(feeds)
     np.testing.assert_array_equal(output, again)
     np.testing.assert_allclose(output, layer.reference(feeds["in0"]), rtol=1e-4, atol=1e-4)

@@ -5,16 +5,25 @@ blocking, and overrides of other ops' kernel parameters (``op_params``).
 A ``Tuning`` is a frozen, hashable value that a Target carries (see
 base.py); layers choose their kernel variants and build options from it and
 from the box they compute, never from module state. ``tuning_for(device)``
-looks a device up in ``TUNED`` (filled from measurements, see
-benchmarks/gpu_kernels.py and clnn.autotune) and falls back to ``DEFAULT``.
-``Tuning.with_overrides`` changes fields by name, as the tools' ``--tune``
-option gives them.
+takes the device's own record in clnn's cache folder (written by ``clnn
+tune`` or ``python -m clnn.autotune --save``, keyed like calibration by
+the device, its driver and clnn's version), else its entry in ``TUNED``
+(measured by hand, see benchmarks/gpu_kernels.py and clnn.autotune), else
+``DEFAULT``. ``Tuning.with_overrides`` changes fields by name, as the
+tools' ``--tune`` option gives them; a cached record holds every field by
+those names, in the same text forms.
 """
 
+import hashlib
+import json
+import logging
 import re
 from dataclasses import dataclass, fields, replace
 
+from ..cache_files import RecordFiles, device_key, seconds
 from ..errors import DeviceError, InputError
+
+log = logging.getLogger("clnn")
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,10 @@ class CpuBlocks:
     WKC: int = 8
     TB: int = 1
     TPB: int = 16
+
+    def __post_init__(self):
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in vars(self).values()):
+            raise DeviceError(f"CPU blocking {self} is not valid: every count must be an integer >= 1")
 
     def for_width(self, vector_width):
         """(GEMM blocking, Winograd blocking) as the kernels' build options
@@ -246,5 +259,109 @@ TUNED = {
 
 
 def tuning_for(device):
-    """The tuning for ``device`` (any object with a ``name``)."""
-    return TUNED.get(getattr(device, "name", ""), DEFAULT)
+    """The tuning for ``device`` (a clnn Device): see ``tuning_source``."""
+    return tuning_source(device)[0]
+
+
+class TuningCache(RecordFiles):
+    FOLDER = "tuning"
+    FORMAT = "clnn-tuning/1"
+    WHAT = "tuning"
+    INSTEAD = "using clnn's own tuning for the device"
+    INSTEAD_PART = "ignoring the file, " + INSTEAD
+
+
+# the records tuning_source read, by path: (the file's stamp, Tuning or None)
+_READ = {}
+
+
+def tuning_source(device):
+    """(tuning, where it comes from) for ``device``: "cache" (its record in
+    clnn's cache folder), "table" (its name in TUNED) or "default". A record
+    is read again only when its file changes."""
+    files, key = TuningCache(), device_key(device)
+    path, stamp = str(files.path(key)), files.stamp(key)
+    fresh = path not in _READ or _READ[path][0] != stamp
+    if fresh:
+        record = files.load(key, clean_tuning_record) if stamp is not None else {}
+        _READ[path] = (stamp, read_tuning(record["tuning"]) if record else None)
+    cached = _READ[path][1]
+    found = ((cached, "cache") if cached is not None else (TUNED[device.name], "table") if device.name in TUNED
+             else (DEFAULT, "default"))
+    if fresh:
+        log.debug("tuning of %s: %s", device.id, {"cache": f"its record {path}", "table": "clnn's table (TUNED)",
+                                                  "default": "the default (no record or table entry)"}[found[1]])
+    return found
+
+
+def save_tuning(device, tuning, start_seconds, tuned_seconds, directory=None):
+    """Store ``tuning`` as ``device``'s record (with what the representative
+    layers took under the tuning it started from and under this one); the
+    file's path, or None where the folder could not be written (the record
+    then serves this process)."""
+    files = TuningCache(directory)
+    record = {"tuning": tuning_record(tuning), "start_seconds": start_seconds, "tuned_seconds": tuned_seconds}
+    path = files.path(device_key(device))
+    _READ.pop(str(path), None)
+    return files.save(device_key(device), record)
+
+
+def tuning_record(tuning):
+    """``tuning`` as a record: every field by the name with_overrides takes
+    (``cpu_blocks.MR``, ``matmul.gpu.RT`` for those set), in its text form."""
+    record = {}
+    for name in _names(Tuning):
+        value = getattr(tuning, name)
+        if name == "cpu_blocks":
+            record.update({f"cpu_blocks.{n}": getattr(value, n) for n in _names(CpuBlocks)})
+        elif name == "op_params":
+            record.update(dict(value))
+        elif name in _TEXT:
+            record[name] = _TEXT[name](value)
+        else:
+            record[name] = value
+    return record
+
+
+def tuning_digest(tuning):
+    """A short text that differs between tunings (what a calibration of the
+    kernels a tuning picks is keyed by)."""
+    return hashlib.sha1(json.dumps(tuning_record(tuning), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def read_tuning(values):
+    """The Tuning a record's fields (tuning_record's form) give."""
+    return DEFAULT.with_overrides(values)
+
+
+def clean_tuning_record(record):
+    """(``record`` if every part of it fits the schema, else {}, [what is
+    wrong, field by field]): a tuning is taken whole or not at all."""
+    problems = []
+    if seconds(record.get("start_seconds")) is None or seconds(record.get("tuned_seconds")) is None:
+        problems.append("start_seconds and tuned_seconds are not numbers of seconds")
+    given = record.get("tuning")
+    if not isinstance(given, dict):
+        return {}, problems + [f"its tuning is a {type(given).__name__}, not a table of fields"]
+    required = [n for n in tuning_record(DEFAULT) if n.rpartition(".")[0] not in OP_PARAMS]
+    problems += [f"field {name} is missing" for name in required if name not in given]
+    for name, value in given.items():
+        text = name in _TEXT
+        if not isinstance(value, str if text else int) or isinstance(value, bool):
+            problems.append(f"field {name} is {value!r}, not {'text' if text else 'an integer'}")
+            continue
+        try:
+            DEFAULT.with_overrides({name: value})
+        except (InputError, DeviceError) as exc:
+            problems.append(f"field {name}: {exc}")
+    if not problems:
+        try:
+            read_tuning(given)
+        except DeviceError as exc:
+            problems.append(str(exc))
+    return ({}, problems) if problems else (record, [])
+
+
+# the fields a record holds as text (the others are integers)
+_TEXT = {"conv_tiles": lambda tiles: "+".join(map(str, tiles)), "gemv": lambda shapes: "+".join(map(str, shapes)),
+         "build_options": " ".join}

@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 
 from ..executor import Executor
 from ..plan import Plan
+from ..runtime.contexts import option
 from ..timing import interleaved_medians, layer_times, random_feeds
 from .calibrate import calibrate
 from .planner import Planner, efficiency
+from .tune import tune_untuned
 
 TOLERANCE = 1.02  # a plan must beat the best single device by this factor
 # single devices predicted this much slower than the best are not timed
 TIME_SINGLES_WITHIN = 3.0
+# CLNN_TUNE: "auto" tunes untuned devices before calibrating them (a minute or so per device, off by default)
+TUNE_MODES = ("off", "auto")
 
 
 @dataclass
@@ -75,8 +79,12 @@ def _runs_for(predicted):
     return 15 if predicted < 0.01 else 7 if predicted < 0.1 else 3
 
 
-def auto_plan(model, devices, grouping=None, memory=None, cache=None, progress=None):
-    """(Plan, PartitionReport or None): the calibrated choice for ``model``."""
+def auto_plan(model, devices, grouping=None, memory=None, cache=None, progress=None, tune=None):
+    """(Plan, PartitionReport or None): the calibrated choice for ``model``.
+    ``tune`` (else CLNN_TUNE, default "off"): "auto" autotunes the devices
+    that have no tuning of their own first (clnn.partition.tune)."""
+    if option(tune, "CLNN_TUNE", TUNE_MODES, "off") == "auto":
+        tune_untuned(devices)
     if len(devices) == 1:
         return Plan.single(model, devices[0]), None
     calibration = calibrate(model, devices, grouping, memory, cache, progress)

@@ -4,8 +4,8 @@ set of devices, and stores it."""
 import logging
 import time
 
-from .cache import CalibrationCache, device_key
-from .cache import seconds
+from ..cache_files import device_key, seconds
+from .cache import CalibrationCache, calibration_key
 from .costmodel import DeviceCosts, clean_layers, signature
 from .measure import handoff, launch_cost, slice_times
 from .planner import Calibration, Link
@@ -49,7 +49,7 @@ def calibrate(model, devices, grouping=None, memory=None, cache=None, progress=N
     as measurements finish."""
     cache = cache or CalibrationCache()
     started = time.perf_counter()
-    records = {d.id: cache.load(device_key(d), clean_device_record) for d in devices}
+    records = {d.id: cache.load(calibration_key(d), clean_device_record) for d in devices}
     costs = {d.id: DeviceCosts(d, records[d.id]) for d in devices}
     todo = []
     for d in devices:
@@ -81,7 +81,7 @@ def calibrate(model, devices, grouping=None, memory=None, cache=None, progress=N
         # layer less: measure whatever became unpredictable
         todo = [("layer", d, layer) for d in devices for layer in _unpredictable(model, costs[d.id])]
     for d in devices:
-        cache.save(device_key(d), records[d.id])
+        cache.save(calibration_key(d), records[d.id])
     by_id = {d.id: d for d in devices}
     for (a, b), record in link_records.items():
         cache.save(_link_key(by_id[a], by_id[b], grouping, memory), record)

@@ -13,8 +13,8 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..box import Box
+from ..cache_files import seconds
 from ..ops.base import Target
-from .cache import seconds
 
 MIN_POINTS = 4
 MAX_MEDIAN_ERROR = 0.25
