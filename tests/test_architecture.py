@@ -128,6 +128,17 @@ def test_clnn_imports_without_opencl():
     assert "opencl" not in done.stdout
 
 
+def test_clnn_imports_no_heavy_optional_modules():
+    """scipy (46 MB of every process) and onnx (14 MB) are imported where
+    they are used (a reference, the cost model's fit, reading a model), not
+    with clnn: the memory of a session from a zoo model starts lower."""
+    code = "import sys, clnn; clnn.devices(); print(sorted({m.split('.')[0] for m in sys.modules}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
+    assert not loaded & {"scipy", "onnx"}
+
+
 def test_every_op_module_declares_its_kernels():
     """Each kernel source belongs to an op module's entry, and each entry's
     sources exist."""
