@@ -15,6 +15,7 @@ view of clnn.box.to4d) that boxes and kernels address.
 """
 
 import copy
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -208,9 +209,9 @@ def _positive_or(x, other):
 
 
 def _erf(x):
-    # imported on use: scipy.special adds 30 MB to every process that imports clnn
-    from scipy.special import erf
-    return erf(x)
+    # the C library's erf per element: scipy.special's would add 30 MB to every
+    # process (the fusion passes probe the GELU reference at every load)
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=np.float64)
 
 
 # float64 numpy references of the activations, as ONNX defines them
