@@ -102,7 +102,10 @@ class InferenceSession:
         model = load(source, 1, self._fuse)
         names = {name for name in model.symbolic_batch.values() if name}
         fixed = [self._options.free_dimensions[n] for n in names if n in self._options.free_dimensions]
-        return load(source, fixed[0], self._fuse) if fixed else model
+        if not fixed:
+            return model
+        del model  # its weights go before the model is read again at the fixed size
+        return load(source, fixed[0], self._fuse)
 
     def _make_plan(self, plan):
         if isinstance(plan, str) and plan == "auto":

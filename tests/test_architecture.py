@@ -128,6 +128,19 @@ def test_clnn_imports_without_opencl():
     assert "opencl" not in done.stdout
 
 
+def test_clnn_imports_no_heavy_optional_modules():
+    """scipy (46 MB of every process) is imported only for the cost model's
+    fit, and onnx (14 MB) to read or write a model: listing devices and
+    building a model (whose fusion passes probe the activations' references,
+    GELU's erf among them) import neither."""
+    code = ("import sys, clnn; clnn.devices(); clnn.models.get('lenet5', batch=1); "
+            "print(sorted({m.split('.')[0] for m in sys.modules}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
+    assert not loaded & {"scipy", "onnx"}
+
+
 def test_every_op_module_declares_its_kernels():
     """Each kernel source belongs to an op module's entry, and each entry's
     sources exist."""

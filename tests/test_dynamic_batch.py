@@ -106,3 +106,15 @@ def test_models_with_a_fixed_batch_keep_it(devices, rng):
     assert session.get_inputs()[0].shape == [1, 1, 28, 28]  # a list, as onnxruntime gives
     with pytest.raises(clnn.InputError, match=r"expected \[1, 1, 28, 28\]"):
         session.run(None, {"input": rand(rng, (2, 1, 28, 28))})
+
+
+def test_a_free_dimension_override_fixes_the_batch(lenet_onnx, devices, rng):
+    """SessionOptions.add_free_dimension_override_by_name builds the session
+    at that batch (the model read at batch 1 first is let go)."""
+    options = clnn.SessionOptions()
+    options.add_free_dimension_override_by_name("N", 3)
+    session = clnn.InferenceSession(lenet_onnx, options, devices=devices[:1], plan=[1.0])
+    assert session.model.inputs[0].shape[0] == 3
+    feeds = {"input": rand(rng, (3, 1, 28, 28))}
+    assert rel_err(session.run(None, feeds)[0], _reference(lenet_onnx, feeds)[0]) < 1e-4
+    assert not session._other_batches

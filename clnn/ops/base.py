@@ -15,10 +15,10 @@ view of clnn.box.to4d) that boxes and kernels address.
 """
 
 import copy
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.special import erf
 
 from ..box import Box, to4d
 from ..errors import ModelError
@@ -208,6 +208,12 @@ def _positive_or(x, other):
     return np.where(x > 0, x, other)
 
 
+def _erf(x):
+    # the C library's erf per element: scipy.special's would add 30 MB to every
+    # process (the fusion passes probe the GELU reference at every load)
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=np.float64)
+
+
 # float64 numpy references of the activations, as ONNX defines them
 _REFERENCES = {
     "relu": lambda x: np.maximum(x, 0),
@@ -218,7 +224,7 @@ _REFERENCES = {
     "hard_sigmoid": lambda x, a, b: np.clip(a * x + b, 0, 1),
     "hard_swish": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
     "silu": lambda x: x * _sigmoid(x),
-    "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2))),
+    "gelu": lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2))),
     "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
     "elu": lambda x, a: _positive_or(x, a * np.expm1(x)),
     "selu": lambda x, a, g: g * _positive_or(x, a * np.expm1(x)),
@@ -227,7 +233,7 @@ _REFERENCES = {
     "softsign": lambda x: x / (1 + np.abs(x)),
     "mish": lambda x: x * np.tanh(np.logaddexp(0, x)),
     "thresholded_relu": lambda x, a: np.where(x > a, x, 0),
-    "erf": erf, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "neg": np.negative, "abs": np.abs,
+    "erf": _erf, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "neg": np.negative, "abs": np.abs,
     "reciprocal": lambda x: 1 / x, "floor": np.floor, "ceil": np.ceil,
 }
 

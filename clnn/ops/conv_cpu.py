@@ -18,6 +18,7 @@ work-item reuse its packed pixels more) but small enough to leave
 
 import numpy as np
 
+from ..host import aligned_empty
 from . import winograd
 from .base import OUT, In, Launch, Param, activation_args, box_args, ceil_div
 
@@ -60,29 +61,39 @@ def winograd_blocks(target):
 
 def pack_panels(target, flat):
     """(M, K) weights as the GEMM reads them: panels of MR rows, k-major,
-    [panel][k][i], zero rows past M."""
+    [panel][k][i], zero rows past M; written straight into page-aligned
+    memory (no intermediate copy of the weights)."""
     mr = gemm_blocks(target)["MR"]
     m, k = flat.shape
-    panels = np.zeros((ceil_div(m, mr) * mr, k), np.float32)
-    panels[:m] = flat
-    return np.ascontiguousarray(panels.reshape(-1, mr, k).transpose(0, 2, 1))
+    panels = aligned_empty(ceil_div(m, mr) * k * mr).reshape(-1, k, mr)
+    full = m // mr
+    panels[:full] = flat[:full * mr].reshape(full, mr, k).transpose(0, 2, 1)
+    if full < len(panels):
+        panels[full] = 0
+        panels[full, :, :m - full * mr] = flat[full * mr:].T
+    return panels
 
 
 def winograd_weights(layer, target):
     """u[panel][chunk][xi][k][i] = (G w G^T)[xi] of output channel
-    panel * MR + i and input channel chunk * KC + k, computed in float64,
-    zero past the last channels: a work-item reads the weights of one panel
-    and chunk of input channels as one contiguous run."""
+    panel * MR + i and input channel chunk * KC + k, zero past the last
+    channels: a work-item reads the weights of one panel and chunk of input
+    channels as one contiguous run. Computed in float64 a panel at a time,
+    into page-aligned memory: the transient is one panel, not the layer."""
     b = winograd_blocks(target)
     mr, kc = b["MR"], b["KC"]
     m, c = layer.weight.shape[:2]
     g = winograd.G[winograd_tile(layer, target)]
     points = g.shape[0] ** 2
-    u = np.einsum("ai,mcij,bj->mcab", g, layer.weight.astype(np.float64), g).reshape(m, c, points)
-    padded = np.zeros((ceil_div(m, mr) * mr, ceil_div(c, kc) * kc, points))
-    padded[:m, :c] = u
-    panels = padded.reshape(-1, mr, ceil_div(c, kc), kc, points)          # [panel][i][chunk][k][xi]
-    return np.ascontiguousarray(panels.transpose(0, 2, 4, 3, 1), dtype=np.float32)
+    chunks = ceil_div(c, kc)
+    u = aligned_empty(ceil_div(m, mr) * chunks * points * kc * mr).reshape(-1, chunks, points, kc, mr)
+    panel = np.zeros((mr, chunks * kc, points))
+    for index in range(len(u)):
+        rows = layer.weight[index * mr:(index + 1) * mr].astype(np.float64)
+        panel[len(rows):] = 0
+        panel[:len(rows), :c] = np.einsum("ai,mcij,bj->mcab", g, rows, g).reshape(len(rows), c, points)
+        u[index] = panel.reshape(mr, chunks, kc, points).transpose(1, 3, 2, 0)     # [chunk][xi][k][i]
+    return u
 
 
 def _work_split(target, blocks, panels, most_blocks, most_product):

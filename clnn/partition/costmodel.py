@@ -10,7 +10,6 @@ the shape lies within the range it was fitted on.
 """
 
 import numpy as np
-from scipy.optimize import nnls
 
 from ..box import Box
 from ..cache_files import seconds
@@ -120,6 +119,7 @@ class DeviceCosts:
                     sizes.append(entry["flops"] * share)
             model = None
             if len(rows) >= MIN_POINTS:
+                from scipy.optimize import nnls  # on use: scipy.optimize adds 16 MB to every process
                 a, t = np.array(rows), np.array(targets)
                 coefficients, _ = nnls(a / t[:, None], np.ones(len(t)))
                 error = np.median(np.abs(a @ coefficients - t) / t)
