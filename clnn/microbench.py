@@ -99,7 +99,8 @@ def _measure(args):
             print(f"{model_name:<11} {layer.describe():<26} {shape:<18} {device.id:<22} {seconds * 1e3:9.3f} "
                   f"{gflops:9.1f} {gbps:8.1f}" + (f" {cells(peer_row)}" if peers else ""), flush=True)
             results.append({"model": model_name, "layer": layer.name, "op": layer.describe(), "input": shape,
-                            "device": device.id, "seconds": seconds, "gflops": gflops, "gbps": gbps, **(peer_row if peers else {})})
+                            "device": device.id, "seconds": seconds, "gflops": gflops, "gbps": gbps,
+                            **(peer_row if peers else {})})
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"batch": args.batch, "tuning": overrides, "results": results,

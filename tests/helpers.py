@@ -5,6 +5,7 @@ checks that slices of a model, on one device or two, equal the whole."""
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from clnn import Model
 from clnn.executor import Executor
@@ -27,7 +28,13 @@ def rel_err(actual, expected):
 def target(device, kind=None, tuning=None, vector_width=8):
     """The device's Target, with the kernels for ``kind`` ("cpu" or "gpu")
     whatever the device, and ``tuning`` (clnn.ops.Tuning) where given; CPU
-    kernels on vectors of ``vector_width`` floats."""
+    kernels on vectors of ``vector_width`` floats. The CPU kernels are not
+    run on a GPU (the test is skipped): their register blocks spill to local
+    memory, which the driver reserves for every thread the GPU can hold, 25 to
+    60 GB per process on an H200, so that parallel test processes ran out of
+    GPU memory; clnn itself never chooses them there."""
+    if kind == "cpu" and device.kind == "gpu":
+        pytest.skip(f"the CPU kernels run on CPU devices, not on {device.id}")
     found = replace(Target.of(device, tuning), vector_width=vector_width)
     return replace(found, kind=kind) if kind else found
 
@@ -98,6 +105,9 @@ def check_slices(model, feeds, pair, grouping, memory, kind=None, tuning=None, p
     (``patterns(extent)``) of every splittable dimension over ``pair`` gives the whole."""
     (whole,) = run(model, feeds, Plan.single(model, pair[0]), [pair[0]], kind=kind, tuning=tuning)
     assert rel_err(whole, model.reference(feeds)[0]) < TOL
+    # slices on devices of one make compute as the whole does; another
+    # device (a GPU beside the CPU) rounds its own way
+    tolerance = 1e-6 if pair[0].name == pair[1].name else TOL
     for dim in ("n", "c", "h"):
         splittable = [layer for layer in model.layers if not layer.is_view and layer.splittable(dim)]
         if not splittable:
@@ -106,7 +116,7 @@ def check_slices(model, feeds, pair, grouping, memory, kind=None, tuning=None, p
         for shares in patterns(extent):
             (split,) = run(model, feeds, split_plan(model, pair, dim, shares), list(pair),
                            grouping=grouping, memory=memory, kind=kind, tuning=tuning)
-            assert rel_err(split, whole) < 1e-6, (dim, shares)
+            assert rel_err(split, whole) < tolerance, (dim, shares)
 
 
 def ancestors(commands, index):

@@ -63,10 +63,19 @@ def test_onnxruntime_runs_the_same_layer_as_clnn(case, devices):
     assert relative_difference(theirs, ours) < TOL
 
 
-def test_a_cpu_device_is_timed_beside_onnxruntime(devices):
+@pytest.fixture
+def cpu(devices):
+    """The environment's first CPU device (onnxruntime is the CPUs' peer)."""
+    found = [d for d in devices if d.kind == "cpu"]
+    if not found:
+        pytest.skip("this environment has no CPU device")
+    return found[0]
+
+
+def test_a_cpu_device_is_timed_beside_onnxruntime(cpu):
     layer = zoo_layer("lenet5", lambda x: x.op == "Conv")
-    model, executor = executor_for(layer, devices[0])
-    peer = peer_for(devices[0])
+    model, executor = executor_for(layer, cpu)
+    peer = peer_for(cpu)
     assert isinstance(peer, OrtPeer) and "CPUExecutionProvider" in peer.description
     seconds, row = measure(executor, {"in0": rand(np.random.default_rng(2), model.inputs[0].shape)}, 3, peer)
     assert row["peer"] == "ort" and row["peer_note"] is None and row["peer_rel_err"] < TOL
@@ -75,14 +84,14 @@ def test_a_cpu_device_is_timed_beside_onnxruntime(devices):
     assert f"{row['clnn_per_peer']:.2f}" in cells(row)
 
 
-def test_microbench_prints_and_writes_the_peer_columns(devices, tmp_path):
+def test_microbench_prints_and_writes_the_peer_columns(cpu, tmp_path):
     out = tmp_path / "mb.json"
     done = subprocess.run([sys.executable, "-m", "clnn.microbench", "--models", "lenet5", "--ops", "Conv,MaxPool",
-                           "--runs", "2", "--devices", devices[0].id, "--json", str(out)],
+                           "--runs", "2", "--devices", cpu.id, "--json", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert any(line.startswith(f"peer of {devices[0].id}: onnxruntime") for line in lines)
+    assert any(line.startswith(f"peer of {cpu.id}: onnxruntime") for line in lines)
     header = next(line for line in lines if line.startswith("model"))
     assert "peer ms" in header and "clnn/peer" in header
     rows = [line for line in lines if line.startswith("lenet5")]
@@ -101,11 +110,11 @@ def test_no_peer_leaves_the_columns_out(devices):
     assert "peer" not in done.stdout
 
 
-def test_without_onnxruntime_the_row_says_so(devices, monkeypatch):
+def test_without_onnxruntime_the_row_says_so(cpu, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)   # import onnxruntime now raises ImportError
-    peer = peer_for(devices[0])
+    peer = peer_for(cpu)
     assert isinstance(peer, NoPeer) and "onnxruntime is not installed" in peer.description
-    model, executor = executor_for(zoo_layer("lenet5", lambda x: x.op == "Gemm"), devices[0])
+    model, executor = executor_for(zoo_layer("lenet5", lambda x: x.op == "Gemm"), cpu)
     seconds, row = measure(executor, {"in0": np.ones(model.inputs[0].shape, np.float32)}, 2, peer)
     assert seconds > 0 and row["peer_seconds"] is None and "not installed" in row["peer_note"]
     assert cells(row).split() == ["-", "-", "-"]

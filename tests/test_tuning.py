@@ -10,7 +10,7 @@ import pytest
 import clnn
 from clnn.ops import Conv2d, CpuBlocks, Dense, GemmTile, GemvShape, MatMul, Target, Tuning
 from clnn.ops.gemm import plan_gemm
-from clnn.ops.tuning import DEFAULT, tuning_for
+from clnn.ops.tuning import DEFAULT, TUNED, tuning_for
 from clnn.partition import tune
 
 from helpers import target
@@ -34,11 +34,12 @@ def test_a_tuning_the_kernels_cannot_take_is_refused(change):
         replace(DEFAULT, **change)
 
 
-def test_devices_without_measurements_take_the_default(tmp_path, monkeypatch):
+def test_devices_without_a_record_take_the_table_or_the_default(tmp_path, monkeypatch):
     monkeypatch.setenv("CLNN_CACHE_DIR", str(tmp_path))  # no tuning record of this machine's
     device = clnn.select(None)[0]
-    assert tuning_for(device) is DEFAULT
-    assert Target.of(device).tuning is DEFAULT
+    shipped = TUNED.get(device.name, DEFAULT)   # the H200 has a row in the table
+    assert tuning_for(device) is shipped
+    assert Target.of(device).tuning is shipped
     mine = Tuning(winograd=2)
     assert Target.of(device, mine).tuning is mine
     assert hash(Target.of(device, mine)) == hash(Target.of(device, Tuning(winograd=2)))
