@@ -179,8 +179,18 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
             const float bv = has_bias ? bias[c] : 0.0f;
             const int plane = c * OH * OW;
             for (int b = 0; b < blocks; b++) {
-                const float *s = (const float *)(acc + (((q - first_panel) * blocks + b) * MR + i) * 2);
-                for (int r = b * NR; r < b * NR + run_count[b]; r++) {
+                const floatv *a = acc + (((q - first_panel) * blocks + b) * MR + i) * 2;
+                const int r0 = b * NR;
+                if (run_count[b] == 1 && run_len[r0] == NR) {
+                    /* one run of NR pixels: two vectors */
+                    __global float *o = out + run_out[r0] + plane;
+                    __global const float *rs = has_res ? res + run_res[r0] + plane : 0;
+                    CLNN_STOREV(o, clnn_finishv(a[0], bv, rs, act, alpha, beta));
+                    CLNN_STOREV(o + VW, clnn_finishv(a[1], bv, has_res ? rs + VW : 0, act, alpha, beta));
+                    continue;
+                }
+                const float *s = (const float *)a;
+                for (int r = r0; r < r0 + run_count[b]; r++) {
                     for (int j = 0; j < run_len[r]; j += VW)
                         clnn_finish_store(out + run_out[r] + plane + j, s + run_j[r] + j, min(VW, run_len[r] - j),
                                           bv, has_res ? res + run_res[r] + plane + j : 0, act, alpha, beta);
