@@ -5,9 +5,12 @@
  * CLNN_LOADV / CLNN_STOREV move a floatv from or to any float of global
  * memory: a vector type with float alignment makes LLVM emit one unaligned
  * vector move, where vloadn/vstoren are calls in older PoCLs.
- * CLNN_EVEN_LANES(a, b) is the floatv of the even lanes of a, then of b.
+ * CLNN_LOADPV / CLNN_STOREPV do the same on private memory.
+ * CLNN_EVEN_LANES(a, b) is the floatv of the even lanes of a, then of b;
+ * CLNN_ODD_LANES(a, b) of the odd ones.
  * clnn_actv applies a fused activation to every lane, clnn_maxv takes the
- * larger of two lanes or the NaN among them. */
+ * larger of two lanes or the NaN among them. clnn_finish_store ends the CPU
+ * convolutions: bias, residual, activation and the store of VW outputs. */
 #ifndef VW
 #define VW 8
 #endif
@@ -36,7 +39,10 @@ __device__ inline void clnn_storev(float *p, const float8 v)
 }
 #define CLNN_LOADV(p) clnn_loadv(p)
 #define CLNN_STOREV(p, v) clnn_storev(p, v)
+#define CLNN_LOADPV(p) clnn_loadv(p)
+#define CLNN_STOREPV(p, v) clnn_storev(p, v)
 #define CLNN_EVEN_LANES(a, b) float8((a).s0, (a).s2, (a).s4, (a).s6, (b).s0, (b).s2, (b).s4, (b).s6)
+#define CLNN_ODD_LANES(a, b) float8((a).s1, (a).s3, (a).s5, (a).s7, (b).s1, (b).s3, (b).s5, (b).s7)
 
 __device__ inline float8 clnn_maxv(float8 a, const float8 b)
 {
@@ -58,7 +64,10 @@ __device__ inline float8 clnn_actv(float8 x, const int act, const float alpha, c
 typedef float clnn_floatvu __attribute__((ext_vector_type(VW), aligned(4)));
 #define CLNN_LOADV(p) (*(__global const clnn_floatvu *)(p))
 #define CLNN_STOREV(p, v) (*(__global clnn_floatvu *)(p) = (v))
+#define CLNN_LOADPV(p) (*(const clnn_floatvu *)(p))
+#define CLNN_STOREPV(p, v) (*(clnn_floatvu *)(p) = (v))
 #define CLNN_EVEN_LANES(a, b) ((floatv)((a).even, (b).even))
+#define CLNN_ODD_LANES(a, b) ((floatv)((a).odd, (b).odd))
 
 /* max that passes NaN on, like clnn_pool_box's */
 CLNN_INLINE floatv clnn_maxv(const floatv a, const floatv b)
@@ -83,3 +92,28 @@ CLNN_INLINE floatv clnn_actv(floatv x, const int act, const float alpha, const f
     }
 }
 #endif
+
+/* The epilogue of the CPU convolutions. clnn_finishv: the sums v of VW
+ * outputs of one channel plus its bias, plus the residual res[0..VW) where
+ * res is not null, through the fused activation. clnn_finish_store: the
+ * same for the sums s[0..n) (n <= VW), stored at out[0..n): a whole vector
+ * as one vector store, a shorter run lane by lane. */
+CLNN_INLINE floatv clnn_finishv(floatv v, const float bias, __global const float *res, const int act,
+                                const float alpha, const float beta)
+{
+    v += bias;
+    if (res)
+        v += CLNN_LOADV(res);
+    return clnn_actv(v, act, alpha, beta);
+}
+
+CLNN_INLINE void clnn_finish_store(__global float *out, const float *s, const int n, const float bias,
+                                   __global const float *res, const int act, const float alpha, const float beta)
+{
+    if (n == VW) {
+        CLNN_STOREV(out, clnn_finishv(CLNN_LOADPV(s), bias, res, act, alpha, beta));
+        return;
+    }
+    for (int j = 0; j < n; j++)
+        out[j] = clnn_act(s[j] + bias + (res ? res[j] : 0.0f), act, alpha, beta);
+}

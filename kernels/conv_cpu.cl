@@ -17,8 +17,8 @@
  * The packed columns serve every panel of the work-item and the weights
  * every block, so more of both pay less packing and weight traffic per
  * output; the host keeps pb * nb <= PBNB (the accumulators' room) and lowers
- * them where that would leave cores idle. Blocks whose pixels form one run
- * along a row are stored as vectors.
+ * them where that would leave cores idle. Runs of pixels along a row are
+ * stored a vector at a time (clnn_finish_store).
  *
  * Build options: -DVW (8 or 16), -DMR (output channels per register block),
  * -DKC (im2col rows packed at a time), -DNB (most pixel blocks a work-item
@@ -179,29 +179,21 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
             const float bv = has_bias ? bias[c] : 0.0f;
             const int plane = c * OH * OW;
             for (int b = 0; b < blocks; b++) {
-                floatv *a = acc + (((q - first_panel) * blocks + b) * MR + i) * 2;
+                const floatv *a = acc + (((q - first_panel) * blocks + b) * MR + i) * 2;
                 const int r0 = b * NR;
                 if (run_count[b] == 1 && run_len[r0] == NR) {
-                    /* one run of NR pixels: vector stores */
-                    floatv v0 = a[0] + bv, v1 = a[1] + bv;
-                    if (has_res) {
-                        v0 += CLNN_LOADV(res + run_res[r0] + plane);
-                        v1 += CLNN_LOADV(res + run_res[r0] + plane + VW);
-                    }
-                    CLNN_STOREV(out + run_out[r0] + plane, clnn_actv(v0, act, alpha, beta));
-                    CLNN_STOREV(out + run_out[r0] + plane + VW, clnn_actv(v1, act, alpha, beta));
+                    /* one run of NR pixels: two vectors */
+                    __global float *o = out + run_out[r0] + plane;
+                    __global const float *rs = has_res ? res + run_res[r0] + plane : 0;
+                    CLNN_STOREV(o, clnn_finishv(a[0], bv, rs, act, alpha, beta));
+                    CLNN_STOREV(o + VW, clnn_finishv(a[1], bv, has_res ? rs + VW : 0, act, alpha, beta));
                     continue;
                 }
-                const float *src = (const float *)a;
+                const float *s = (const float *)a;
                 for (int r = r0; r < r0 + run_count[b]; r++) {
-                    __global float *dst = out + run_out[r] + plane;
-                    const float *s = src + run_j[r];
-                    for (int j = 0; j < run_len[r]; j++) {
-                        float v = s[j] + bv;
-                        if (has_res)
-                            v += res[run_res[r] + plane + j];
-                        dst[j] = clnn_act(v, act, alpha, beta);
-                    }
+                    for (int j = 0; j < run_len[r]; j += VW)
+                        clnn_finish_store(out + run_out[r] + plane + j, s + run_j[r] + j, min(VW, run_len[r] - j),
+                                          bv, has_res ? res + run_res[r] + plane + j : 0, act, alpha, beta);
                 }
             }
         }

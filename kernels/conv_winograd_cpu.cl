@@ -250,7 +250,7 @@ void clnn_conv_winograd_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const f
                     }
 #pragma unroll
                     for (int e = 0; e < WT * WT; e++)
-                        y[e] = clnn_actv(y[e] + b, act, alpha, beta);
+                        y[e] = clnn_finishv(y[e], b, 0, act, alpha, beta);
                     for (int l = 0; l < VW; l++) {
                         const int t = bl * NT + h * VW + l;
                         __global float *dst = out + t_out[t] + plane;

@@ -1,5 +1,6 @@
 """The CPU kernels' paths (clnn.ops.conv_cpu, kernels/conv_cpu.cl,
-kernels/conv_winograd_cpu.cl, clnn_pool_rows_cpu) at odd sizes against
+kernels/conv_winograd_cpu.cl, clnn.ops.conv_depthwise,
+kernels/conv_depthwise_cpu.cl, clnn_pool_rows_cpu) at odd sizes against
 their numpy references, with NaN-poisoned outputs, whole and split along
 every dimension; the cases of tests/test_ops.py run these kernels too."""
 
@@ -34,6 +35,19 @@ CASES = {
     # GEMM: panels split over work-items
     "gemm_many_panels": conv((2, 5, 13, 1), 70, (3, 1), pads=(1, 0, 1, 0)),
     "dense_gemm": dense(13, 50, 7, activation="relu"),
+    # depthwise: channels that are no multiple of a vector, rows that end a
+    # vector short, strides 1 and 2, other strides, asymmetric pads,
+    # dilation, no bias, relu6 and residual fused, two output channels per
+    # input channel, rows wider than a pass, planes split into rows
+    "depthwise_s1_relu6": conv((2, 13, 11, 19), 13, 3, groups=13, pads=1, activation=("clip", 0.0, 6.0)),
+    "depthwise_s2_asym_nobias": conv((1, 9, 13, 23), 9, 3, groups=9, stride=2, pads=(0, 1, 2, 1), bias=False,
+                                     activation=None),
+    "depthwise_dilated_residual": conv((2, 6, 12, 21), 6, 3, groups=6, pads=2, dilation=2, residual=True),
+    "depthwise_multiplier2": conv((1, 5, 9, 10), 10, 3, groups=5, pads=1, stride=(1, 2), activation="tanh"),
+    "depthwise_wide_residual_relu6": conv((1, 3, 6, 150), 3, 5, groups=3, pads=2, residual=True,
+                                          activation=("clip", 0.0, 6.0)),
+    "depthwise_stride3": conv((1, 4, 11, 17), 4, (3, 2), groups=4, stride=3, pads=(1, 0, 0, 1)),
+    "depthwise_rows_split": conv((1, 2, 37, 9), 2, 3, groups=2, pads=1, stride=(2, 1)),
     # pools: 8 outputs at a time at stride 2, then the rest one by one
     "maxpool2_vectors": pool((1, 3, 9, 40), "max", kernel=2, stride=2),
     "avgpool3_vectors_pads": pool((2, 2, 11, 50), "avg", kernel=3, stride=2, pads=1, count_include_pad=True),
@@ -54,7 +68,9 @@ def _launches(model, target):
 def test_cases_reach_every_cpu_kernel_path():
     """The cases above run each CPU kernel, Winograd's (both tile sides)
     and the GEMM (its matrix form too) with several work-items along both
-    axes of their grids, and the row-wise pools."""
+    axes of their grids, the depthwise kernel at strides 1, 2 and 3, with
+    dilation, several passes along rows and several work-items along rows
+    and channels, and the row-wise pools."""
     grids, options, flat = {}, set(), set()
     for name in CASES:
         model, _ = build(name, np.random.default_rng(0))
@@ -65,6 +81,8 @@ def test_cases_reach_every_cpu_kernel_path():
             flat.add(launch.args.get("flat"))
     assert min(grids["clnn_conv_winograd_cpu"]) > 1 and min(grids["clnn_conv_gemm_cpu"]) > 1
     assert {"-DWT=4", "-DWT=2"} <= options and {True, False} <= flat
+    assert min(grids["clnn_conv_depthwise_cpu"][:2]) > 1
+    assert {"-DSW=1", "-DSW=2", "-DSW=3", "-DDW=2"} <= options
     assert "clnn_pool_rows_cpu" in grids
 
 
@@ -79,7 +97,9 @@ def test_matches_reference(name, device, rng):
 @pytest.mark.oclgrind
 @pytest.mark.parametrize("vector_width", [8, 16])
 @pytest.mark.parametrize("name", ["winograd_odd", "winograd_2x2_residual_asym", "gemm_5x5_blocks",
-                                  "gemm_1x1_vector_stores_residual", "dense_gemm", "avgpool3_vectors_pads"])
+                                  "gemm_1x1_vector_stores_residual", "dense_gemm", "avgpool3_vectors_pads",
+                                  "depthwise_s2_asym_nobias", "depthwise_dilated_residual", "depthwise_multiplier2",
+                                  "depthwise_wide_residual_relu6"])
 def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device, rng):
     """Slices on one device with resident buffers (only each slice's input
     box is copied in), on vectors of 8 floats (AVX2) and 16 (AVX-512:
@@ -89,7 +109,8 @@ def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device
 
 
 @pytest.mark.parametrize("name", ["winograd_odd", "winograd_2x2_residual_asym", "gemm_stride2_wide",
-                                  "avgpool3_vectors_pads"])
+                                  "avgpool3_vectors_pads", "depthwise_s1_relu6", "depthwise_s2_asym_nobias",
+                                  "depthwise_multiplier2", "depthwise_rows_split"])
 def test_every_slice_equals_the_whole(name, pair, rng, monkeypatch):
     """Slices at any row (not only whole 4-row Winograd tiles), channel or
     batch item compute exactly what the whole layer does."""

@@ -3,9 +3,10 @@ optional bias, fused activation and fused residual add; ONNX Conv.
 
 Ungrouped convolutions run as an implicit GEMM (``gemm_launches``, which
 Dense shares), on GPUs 3x3 stride-1 ones with enough channels as Winograd
-(winograd.py), on CPUs the GEMM and Winograd of conv_cpu.py; grouped and
-depthwise ones as a direct loop. GPU tiles and the CPU blocking come from
-the target's tuning (clnn.ops.tuning)."""
+(winograd.py), on CPUs the GEMM and Winograd of conv_cpu.py; depthwise
+ones on CPUs by conv_depthwise.py; other grouped ones as a direct loop.
+GPU tiles and the CPU blocking come from the target's tuning
+(clnn.ops.tuning)."""
 
 import copy
 
@@ -14,7 +15,7 @@ import numpy as np
 from ..box import Box
 from ..errors import ModelError
 from ..host import page_aligned
-from . import conv_cpu, winograd
+from . import conv_cpu, conv_depthwise, winograd
 from .base import (OUT, Attrs, In, Launch, Layer, Param, Scratch, activation_args, activation_name,
                    apply_activation, box_args, flat_launch, grid_launch, onnx_attrs_1d, onnx_spatial_rank,
                    onnx_window, pads4, pair)
@@ -248,6 +249,8 @@ class Conv2d(Layer):
             return winograd.launches(self, target, box)
         if conv_cpu.winograd_tile(self, target):
             return [conv_cpu.winograd_launch(self, target, box)]
+        if conv_depthwise.chosen(self, target):
+            return [conv_depthwise.launch(self, target, box)]
         if self.groups == 1:
             return gemm_launches(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
                                  self.bias is not None, residual, self.activation)
@@ -300,4 +303,4 @@ def _from_onnx(node):
 
 
 OP = OpEntry(layers=(Conv2d,), onnx={"Conv": _from_onnx},
-             sources=("conv_gemm", "conv_cpu", "conv_direct", "winograd", "conv_winograd_cpu"))
+             sources=("conv_gemm", "conv_cpu", "conv_direct", "winograd", "conv_winograd_cpu", "conv_depthwise_cpu"))

@@ -19,8 +19,8 @@ class OpEntry:
 
 # modules that serve the op modules: the layer base, this registry, kernel
 # parameters (tuning), the GPU GEMM's work-group plan, Winograd's launches,
-# the CPU convolutions' choice and launches
-_NOT_OPS = {"base", "registry", "tuning", "gemm", "winograd", "conv_cpu"}
+# the CPU convolutions' choice and launches (dense and depthwise)
+_NOT_OPS = {"base", "registry", "tuning", "gemm", "winograd", "conv_cpu", "conv_depthwise"}
 _entries = None
 
 
