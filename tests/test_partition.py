@@ -190,6 +190,22 @@ def test_expensive_sharing_keeps_everything_on_the_fast_device():
     assert all(p.dim is None for p in plan.placements.values())
 
 
+def test_a_batch_split_balances_devices_that_cannot_afford_to_share_layers():
+    """Sharing a layer costs a second here, so the layer-by-layer plan keeps
+    everything on the fast device; the data-parallel plan moves nothing
+    between layers and gives the slow device its third of the items."""
+    model = clnn.models.resnet18(batch=9)
+    fast, slow = _device(0, "gpu"), _device(1)
+    cal = _calibration([fast, slow], [2000.0, 1000.0], [2e-5, 2e-5], Link(1.0, 1e-6))
+    planner = Planner(model, [fast, slow], cal)
+    plan, predicted, times = planner.batch_split()
+    splits = [p for p in plan.placements.values() if p.dim is not None]
+    assert splits and all(p.dim == "n" and p.shares == pytest.approx((6 / 9, 3 / 9)) and p.devices == (fast.id, slow.id)
+                          for p in splits)
+    assert predicted < 0.75 * planner.single(fast.id) and set(times) == set(plan.placements)
+    assert Planner(clnn.models.resnet18(), [fast, slow], cal).batch_split() is None  # batch 1
+
+
 def test_small_models_go_where_launches_are_cheapest():
     model = clnn.models.lenet5()
     gpu, cpu = _device(0, "gpu"), _device(1)

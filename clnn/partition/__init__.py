@@ -1,8 +1,9 @@
 """plan="auto": calibrate, choose every layer's placement, and verify that the
 choice is not slower than the best single device.
 
-The chosen plan (and the same without splits) and the best single devices
-are timed after planning, their runs in turns. A plan replaces the best
+The chosen plan (and the same without splits), the batch split at its best
+share (Planner.batch_split) and the best single devices are timed after
+planning, their runs in turns; the fastest is kept. A plan replaces the best
 single device only where it measured at least 2 % faster: timing noise then
 cannot leave a plan that is really more than 2 % slower. The report says
 what was predicted, what was measured and why a fallback happened.
@@ -95,6 +96,9 @@ def auto_plan(model, devices, grouping=None, memory=None, cache=None, progress=N
     planned = [("planned", *planner.best())]
     if _splits(planned[0][1]):
         planned.append(("planned without splits", *Planner(model, devices, calibration, splits=False).best()))
+    data_parallel = planner.batch_split()
+    if data_parallel is not None:
+        planned.append(("batch split", *data_parallel))
     timed = [d for d in devices if predicted_single[d.id] <= TIME_SINGLES_WITHIN * best_predicted]
     singles = [(d.id, Plan.single(model, d), predicted_single[d.id], planner.single_layers(d.id)) for d in timed]
     everything = singles + planned

@@ -222,6 +222,43 @@ class Planner:
         total, placed, times = min(((t + self.finish_time(p), p, s) for t, p, s in states), key=lambda x: x[0])
         return Plan(self.model, placed, self.ids), total, times
 
+    def batch_split(self):
+        """(Plan, predicted seconds, {layer: predicted seconds}) of the data-
+        parallel plan, or None where the batch cannot split: every layer that
+        can split on the batch does so at one share between the two devices
+        fastest on the whole model, so nothing crosses between layers and
+        neither device waits for the other (the executor orders only uses of
+        the same memory). Unlike the layer-by-layer programme, which prices
+        each step as a barrier, its time is the busier hardware's sum; the
+        share is the count of whole batch items that balances them best."""
+        layers = [layer for step in self.steps for layer in step]
+        batch = self.model.shapes[self.model.input_names[0]][0]
+        if len(self.ids) < 2 or not self.splits or batch < 2:
+            return None
+        pair = tuple(sorted(self.ids, key=self.single)[:2])
+        split = {layer.name for layer in layers
+                 if layer.splittable("n") and layer.out_shape[0] >= 2 * layer.granule("n")}
+        if not split:
+            return None
+        found = None
+        for items in range(1, batch):
+            share = items / batch
+            placed = {layer.name: Placement(pair, (share, 1.0 - share), "n") if layer.name in split
+                      else Placement.whole(pair[0]) for layer in layers}
+            busy, times = {}, {}
+            for layer in layers:
+                placement = placed[layer.name]
+                per_device = self.compute(layer, placement)
+                for device_id, seconds in self.receive(layer, placement, placed).items():
+                    per_device[device_id] = per_device.get(device_id, 0.0) + seconds
+                for device_id, seconds in per_device.items():
+                    busy[self.hardware[device_id]] = busy.get(self.hardware[device_id], 0.0) + seconds
+                times[layer.name] = max(per_device.values())
+            total = max(busy.values()) + self.finish_time(placed)
+            if found is None or total < found[1]:
+                found = (Plan(self.model, placed, self.ids), total, times)
+        return found
+
     def single(self, device_id):
         """Predicted seconds of the whole model on one device."""
         placed = {layer.name: Placement.whole(device_id) for step in self.steps for layer in step}
