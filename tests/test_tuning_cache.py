@@ -14,7 +14,7 @@ from clnn.cache_files import device_key
 from clnn.cli import main
 from clnn.ops import CpuBlocks, GemmTile, Target
 from clnn.ops import tuning as tuning_module
-from clnn.ops.tuning import DEFAULT, TuningCache, save_tuning, tuning_for, tuning_record, tuning_source
+from clnn.ops.tuning import DEFAULT, TUNED, TuningCache, save_tuning, tuning_for, tuning_record, tuning_source
 from clnn.partition import auto_plan, tune
 from clnn.partition.cache import calibration_key
 
@@ -25,6 +25,12 @@ OTHER = DEFAULT.with_overrides({"conv_tiles": "64x64x16/4x4", "winograd": 2, "ge
                                 "build_options": "-cl-fast-relaxed-math", "cpu_blocks.MR": 4,
                                 "cpu_blocks.TPB": 8, "matmul.cpu.RT": 4})
 
+
+
+def without_record(device):
+    """What a device without a record of its own gets: its row of the
+    table (the H200 has one), else the default."""
+    return (TUNED[device.name], "table") if device.name in TUNED else (DEFAULT, "default")
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
@@ -45,14 +51,14 @@ def _rewrite(cache, device, change):
 
 def test_a_record_comes_back_as_the_tuning_it_stored(devices, cache):
     device = devices[0]
-    assert tuning_source(device) == (DEFAULT, "default")
+    assert tuning_source(device) == without_record(device)
     path = save_tuning(device, OTHER, 0.002, 0.001)
     assert path == cache.path(device_key(device)) and path.parent == cache.directory
     assert _stored(cache, device)["format"] == "clnn-tuning/1"
     assert tuning_source(device) == (OTHER, "cache")
     assert Target.of(device).tuning == OTHER
-    assert tuning_for(devices[-1]) == (OTHER if devices[-1].name == device.name and
-                                       device_key(devices[-1]) == device_key(device) else DEFAULT)
+    same = devices[-1].name == device.name and device_key(devices[-1]) == device_key(device)
+    assert tuning_for(devices[-1]) == (OTHER if same else without_record(devices[-1])[0])
 
 
 def test_a_new_tuning_calibrates_afresh(devices, cache):
@@ -68,12 +74,12 @@ def test_the_record_of_another_driver_version_is_not_this_devices(devices, cache
     newer = replace(device, driver_version=device.driver_version + "-next")
     save_tuning(newer, OTHER, 0.002, 0.001)
     assert tuning_source(newer)[1] == "cache"
-    assert tuning_source(device) == (DEFAULT, "default")  # another file: nothing to warn about
+    assert tuning_source(device) == without_record(device)  # another file: nothing to warn about
     # the other version's file where this device's should be: named in a warning, ignored
     path = cache.path(device_key(device))
     path.write_text(cache.path(device_key(newer)).read_text())
     with pytest.warns(UserWarning, match=f"ignoring tuning cache {path}.*another device or version"):
-        assert tuning_source(device) == (DEFAULT, "default")
+        assert tuning_source(device) == without_record(device)
 
 
 def _field(name, value):
@@ -112,7 +118,7 @@ def test_a_record_that_does_not_fit_the_schema_is_ignored_with_a_warning(devices
     save_tuning(device, OTHER, 0.002, 0.001)
     path = _rewrite(cache, device, change)
     with pytest.warns(UserWarning, match=f"tuning cache {path}.*{message}"):
-        assert tuning_source(device) == (DEFAULT, "default")
+        assert tuning_source(device) == without_record(device)
 
 
 def test_a_file_that_is_not_json_is_ignored_with_a_warning(devices, cache):
@@ -120,7 +126,7 @@ def test_a_file_that_is_not_json_is_ignored_with_a_warning(devices, cache):
     path = save_tuning(device, OTHER, 0.002, 0.001)
     path.write_text("{ not json")
     with pytest.warns(UserWarning, match=f"ignoring tuning cache {path}"):
-        assert tuning_source(device) == (DEFAULT, "default")
+        assert tuning_source(device) == without_record(device)
 
 
 @pytest.mark.parametrize("where", ["a-regular-file", "below-a-regular-file"])

@@ -20,7 +20,7 @@ import os
 import re
 
 from ..errors import DeviceError
-from .backend import backends
+from .backend import BUILTIN_BACKENDS, backends
 
 KIND_SELECTORS = {"all": None, "cpu": "cpu", "gpu": "gpu", "accelerator": "accelerator"}
 
@@ -44,8 +44,10 @@ def all_devices():
 
 
 def _preference(device):
+    # a backend that is not loaded here ranks as a plugin would, after the built-in one
     ranks = {name: b.rank for name, b in backends().items()}
-    return (ranks.get(device.backend, 0), tuple(-x for x in device.platform_version), device.id)
+    rank = ranks.get(device.backend, 0 if device.backend in BUILTIN_BACKENDS else 1)
+    return (rank, tuple(-x for x in device.platform_version), device.id)
 
 
 def _deduplicate(devices):
