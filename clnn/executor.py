@@ -93,15 +93,14 @@ class Executor:
     def _compile_slice(self, coherence, layer, device, box, launches):
         context = self.context_of[device.id]
         target = self.targets[device.id]
-        deps, touched = [], {}
+        output = self._storage(layer.name)
+        deps, touched = [], {output}
         for index, tensor in enumerate(layer.inputs):
             needed = layer.kernel_input_box(box, index, target)
             if needed is not None and not needed.empty:
                 storage = self._storage(tensor)
                 deps += coherence.need(storage, self._storage_box(tensor, needed), context, device)
-                touched[id(storage)] = storage
-        output = self._storage(layer.name)
-        touched[id(output)] = output
+                touched.add(storage)
         # the slot's previous tenant must be done with before this one writes there
         deps += coherence.hazards(output, context)
         command = None
@@ -115,7 +114,7 @@ class Executor:
                 deps, "kernel", layer.name, layer=layer.name, op=layer.op, box=str(box),
                 flops=layer.flops() * box.count(layer.out_shape[3]) // max(
                     Box.whole(layer.out_shape).count(layer.out_shape[3]), 1))
-            for storage in touched.values():
+            for storage in touched:
                 coherence.touched(storage, context, command)
             deps = [command]
         if command is not None:

@@ -299,11 +299,10 @@ def save_tuning(device, tuning, start_seconds, tuned_seconds, directory=None):
     layers took under the tuning it started from and under this one); the
     file's path, or None where the folder could not be written (the record
     then serves this process)."""
-    files = TuningCache(directory)
+    files, key = TuningCache(directory), device_key(device)
     record = {"tuning": tuning_record(tuning), "start_seconds": start_seconds, "tuned_seconds": tuned_seconds}
-    path = files.path(device_key(device))
-    _READ.pop(str(path), None)
-    return files.save(device_key(device), record)
+    _READ.pop(str(files.path(key)), None)
+    return files.save(key, record)
 
 
 def tuning_record(tuning):

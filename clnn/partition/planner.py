@@ -181,13 +181,17 @@ class Planner:
         return found
 
     # the programme --------------------------------------------------------------
+    def layer_busy(self, layer, placement, placed):
+        """{device id: seconds receiving its slice's inputs and running its kernels}."""
+        busy = self.compute(layer, placement)
+        for device_id, seconds in self.receive(layer, placement, placed).items():
+            busy[device_id] = busy.get(device_id, 0.0) + seconds
+        return busy
+
     def step_time(self, step, option, placed):
         busy = {}
         for layer in step:
-            placement = option[layer.name]
-            for device_id, seconds in self.receive(layer, placement, placed).items():
-                busy[device_id] = busy.get(device_id, 0.0) + seconds
-            for device_id, seconds in self.compute(layer, placement).items():
+            for device_id, seconds in self.layer_busy(layer, option[layer.name], placed).items():
                 busy[device_id] = busy.get(device_id, 0.0) + seconds
         per_hardware = {}
         for device_id, seconds in busy.items():
@@ -247,10 +251,7 @@ class Planner:
                       else Placement.whole(pair[0]) for layer in layers}
             busy, times = {}, {}
             for layer in layers:
-                placement = placed[layer.name]
-                per_device = self.compute(layer, placement)
-                for device_id, seconds in self.receive(layer, placement, placed).items():
-                    per_device[device_id] = per_device.get(device_id, 0.0) + seconds
+                per_device = self.layer_busy(layer, placed[layer.name], placed)
                 for device_id, seconds in per_device.items():
                     busy[self.hardware[device_id]] = busy.get(self.hardware[device_id], 0.0) + seconds
                 times[layer.name] = max(per_device.values())
