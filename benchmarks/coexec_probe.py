@@ -4,7 +4,8 @@ slice alone, and static plans that split every layer on the batch (no data
 crosses between layers; shares from the single-device times) or on output
 channels. Run it twice, the second time with POCL_MAX_PTHREAD_COUNT one
 below the core count, to see whether PoCL's threads starve the thread that
-feeds the GPU.
+feeds the GPU; --parts times the batch split's two parts as models of their
+own, alone and together.
 
     source .whl/gpu-env.sh && python3 benchmarks/coexec_probe.py --model alexnet --batch 16 --sms 8
 """
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -66,6 +68,30 @@ def trace_summary(session, feeds, path):
     return summary
 
 
+def parts(model_name, batch, items, cpu, gpu, runs):
+    """The batch split as two models of their own (the CPU's items, the
+    GPU's rest), each alone and both at once from two threads: where the
+    CPU's part is slower beside the GPU's than alone, the two contend for the
+    host; where it is slower alone than its share of the whole batch, a
+    partial batch costs more per item."""
+    sessions, feeds = [], []
+    for device, count in ((cpu, items), (gpu, batch - items)):
+        model = clnn.models.get(model_name, batch=count)
+        sessions.append(clnn.InferenceSession(model, devices=[device], plan=[1.0]))
+        feeds.append(random_feeds(model))
+
+    def both():
+        gpu_part = threading.Thread(target=sessions[1].run, args=(None, feeds[1]))
+        gpu_part.start()
+        sessions[0].run(None, feeds[0])
+        gpu_part.join()
+
+    calls = [lambda: sessions[0].run(None, feeds[0]), lambda: sessions[1].run(None, feeds[1]), both]
+    (t_cpu, t_gpu, t_both), _ = interleaved_medians(calls, runs, 1)
+    return {f"cpu part {items} ms": t_cpu * 1e3, f"gpu part {batch - items} ms": t_gpu * 1e3,
+            "parts in two threads ms": t_both * 1e3}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="alexnet")
@@ -75,6 +101,7 @@ def main():
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--json", help="append the result here")
     p.add_argument("--trace", help="write each session's Chrome trace as TRACE-<session>.json and summarise it")
+    p.add_argument("--parts", action="store_true", help="also time the batch split's parts as models of their own")
     args = p.parse_args()
     cpu, gpu = clnn.select("portable")[0], clnn.select(args.gpu or f"cuda:sms={args.sms}")[-1]
     model = clnn.models.get(args.model, batch=args.batch)
@@ -91,6 +118,8 @@ def main():
     row = {"model": args.model, "batch": args.batch, "gpu_sms": gpu.compute_units,
            "pocl_threads": os.environ.get("POCL_MAX_PTHREAD_COUNT", "all"), "cpu_ms": t_cpu * 1e3,
            "gpu_ms": t_gpu * 1e3, "ideal_ms": ideal * 1e3, **{f"{k} ms": m * 1e3 for k, m in zip(sessions, medians)}}
+    if args.parts:
+        row.update(parts(args.model, args.batch, max(1, round(share * args.batch)), cpu, gpu, args.runs))
     if args.trace:
         row["traces"] = {name: trace_summary(session, feeds, f"{args.trace}-{name.split()[0]}.json")
                          for name, session in {**alone, **sessions}.items()}
