@@ -9,7 +9,7 @@ import pytest
 
 import clnn
 from clnn.executor import Executor
-from clnn.partition import auto_plan
+from clnn.partition import auto_plan, fallback_text
 from clnn.partition.cache import CalibrationCache, calibration_key
 from clnn.partition.costmodel import DeviceCosts, interpolate
 from clnn.partition.planner import Calibration, Link, Planner, steps_of
@@ -204,6 +204,17 @@ def test_a_batch_split_balances_devices_that_cannot_afford_to_share_layers():
                           for p in splits)
     assert predicted < 0.75 * planner.single(fast.id) and set(times) == set(plan.placements)
     assert Planner(clnn.models.resnet18(), [fast, slow], cal).batch_split() is None  # batch 1
+
+
+def test_a_fallback_names_every_candidate_measured():
+    """The report of plan="auto" says what each candidate measured, so a
+    batch split that lost is visible beside the planned placement."""
+    labels = ["gpu:0", "cpu:0", "planned", "planned without splits", "batch split"]
+    text = fallback_text(labels, [0.024, 0.055, 0.0367, 0.030, 0.0251], 2, 0, 0)
+    assert text == ("the planned placement measured 36.700 ms against 24.000 ms on gpu:0 alone, planned without "
+                    "splits 30.000 ms, batch split 25.100 ms; kept: gpu:0")
+    assert fallback_text(labels[:3] + labels[4:], [0.03, 0.05, 0.04, 0.02], 2, 0, 3).endswith(
+        "alone, batch split 20.000 ms; kept: batch split")
 
 
 def test_small_models_go_where_launches_are_cheapest():

@@ -111,9 +111,7 @@ def auto_plan(model, devices, grouping=None, memory=None, cache=None, progress=N
     fallback = ""
     planned_alone = planned[0][1].used_devices() == {timed[best_single].id}
     if chosen != len(timed) and not (chosen == best_single and planned_alone):
-        fallback = (f"the planned placement measured {times[len(timed)] * 1e3:.3f} ms against "
-                    f"{times[best_single] * 1e3:.3f} ms on {timed[best_single].id} alone; "
-                    f"kept: {everything[chosen][0]}")
+        fallback = fallback_text([label for label, *_ in everything], times, len(timed), best_single, chosen)
     label, plan, predicted, layer_predicted = everything[chosen]
     layer_measured = {name: max(per_device.values())
                       for name, per_device in layer_times(executors[chosen].timeline()).items()}
@@ -122,6 +120,16 @@ def auto_plan(model, devices, grouping=None, memory=None, cache=None, progress=N
                              layer_measured, calibration.seconds, calibration.measured, fallback,
                              [d.id for d in timed])
     return plan, report
+
+
+def fallback_text(labels, times, singles, best_single, chosen):
+    """Why plan="auto" did not keep the planned placement: the times of every
+    candidate measured (``labels`` and ``times`` in the same order, the
+    ``singles`` single devices first, then the planned placement and its
+    alternatives) and the one kept."""
+    others = "".join(f", {labels[i]} {times[i] * 1e3:.3f} ms" for i in range(singles + 1, len(labels)))
+    return (f"the planned placement measured {times[singles] * 1e3:.3f} ms against "
+            f"{times[best_single] * 1e3:.3f} ms on {labels[best_single]} alone{others}; kept: {labels[chosen]}")
 
 
 def _splits(plan):
