@@ -86,6 +86,18 @@ def test_cases_reach_every_cpu_kernel_path():
     assert "clnn_pool_rows_cpu" in grids
 
 
+@pytest.mark.parametrize("vector_width, items_on_16, items_on_2", [(8, 15, 11), (16, 11, 6)])
+def test_a_deep_layer_on_a_small_map_spreads_over_many_cores(vector_width, items_on_16, items_on_2):
+    """At batch 1 a 3x3 layer of 256 channels on a 14x14 map has one block of
+    tiles, so only its panels (43 of 6 channels on AVX2, 22 of 12 on AVX-512)
+    spread it: over 16 cores in as many work-items as fit one round (3 or 2
+    panels each; SPLIT_PANELS alone left 11 and 6), over 2 cores as before."""
+    model, _ = case_model(conv((1, 256, 14, 14), 256, 3, pads=1), "deep", np.random.default_rng(0))
+    for cores, items in ((16, items_on_16), (2, items_on_2)):
+        (launch,) = _launches(model, Target("cpu", cores, vector_width=vector_width))
+        assert launch.kernel == "clnn_conv_winograd_cpu" and launch.global_size == (1, items)
+
+
 @pytest.mark.oclgrind
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_reference(name, device, rng):

@@ -102,7 +102,8 @@ def _work_split(target, blocks, panels, most_blocks, most_product):
     costlier reuse), then as many blocks as fit beside them (blocks x
     panels <= most_product); while that leaves fewer than ITEMS_PER_CORE
     work-items per compute unit, halving the blocks, then the panels down to
-    SPLIT_PANELS. Both are then evened out over their work-items."""
+    SPLIT_PANELS, and below it where the work-items still fit one per
+    compute unit. Both are then evened out over their work-items."""
     pb = min(panels, most_product)
     nb = min(most_blocks, blocks, max(most_product // pb, 1))
     while ceil_div(blocks, nb) * ceil_div(panels, pb) < ITEMS_PER_CORE * target.compute_units and \
@@ -111,6 +112,12 @@ def _work_split(target, blocks, panels, most_blocks, most_product):
             nb = ceil_div(nb, 2)
         else:
             pb = ceil_div(pb, 2)
+    # still fewer work-items than cores (a deep layer on a small map at batch
+    # 1 on many cores): fewer panels each, as many work-items as fit one
+    # round, shrink every core's work whatever the repeated packing
+    slots = target.compute_units // ceil_div(blocks, nb)
+    if slots > ceil_div(panels, pb):
+        pb = ceil_div(panels, slots)
     return ceil_div(blocks, ceil_div(blocks, nb)), ceil_div(panels, ceil_div(panels, pb))
 
 
