@@ -126,3 +126,50 @@ __kernel void clnn_gemv_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const fl
         out[out_off + n * out_ns + m] = clnn_act(s + (has_bias ? bias[m] : 0.0f), act, alpha, beta);
     }
 }
+
+#ifdef MR
+/* CPU, a box of at most NB batch items of a Dense layer past the GEMV batch
+ * (its part of a batch split), whose weights are packed as the CPU GEMM
+ * reads them: panels of MR rows, [panel][k][i], aligned to channel 0. A
+ * work-item per panel streams its K x MR weights once for all the box's
+ * items, where the GEMM, whose vectors run along the batch, would leave
+ * most of their lanes idle. Items past the box repeat its last one and
+ * store nothing. Built with MR, the GEMM's panel height, and -cl-mad-enable:
+ * PoCL makes fma() a library call (10x slower here), a * b + c contracts. */
+__kernel void clnn_gemv_panels_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(x), __global const float *w,
+                                   __global const float *bias, const int K, const int n0, const int bn,
+                                   const int c0, const int bc, const int act, const float alpha,
+                                   const float beta, const int has_bias)
+{
+    const int first = (c0 / MR + (int)get_global_id(0)) * MR;
+    if (first >= c0 + bc)
+        return;
+    __global const float *panel = w + (size_t)first * K;
+    __global const float *xn[NB];
+    float acc[NB][MR];
+#pragma unroll
+    for (int n = 0; n < NB; n++) {
+        xn[n] = x + x_off + (n0 + min(n, bn - 1)) * x_ns;
+#pragma unroll
+        for (int i = 0; i < MR; i++)
+            acc[n][i] = 0.0f;
+    }
+    for (int k = 0; k < K; k++) {
+        __global const float *wk = panel + k * MR;
+#pragma unroll
+        for (int n = 0; n < NB; n++) {
+            const float xv = xn[n][k];
+#pragma unroll
+            for (int i = 0; i < MR; i++)
+                acc[n][i] += wk[i] * xv;
+        }
+    }
+    for (int n = 0; n < min(bn, NB); n++)
+        for (int i = 0; i < MR; i++) {
+            const int m = first + i;
+            if (m >= c0 && m < c0 + bc)
+                out[out_off + (n0 + n) * out_ns + m] =
+                    clnn_act(acc[n][i] + (has_bias ? bias[m] : 0.0f), act, alpha, beta);
+        }
+}
+#endif

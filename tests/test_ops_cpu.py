@@ -86,6 +86,26 @@ def test_cases_reach_every_cpu_kernel_path():
     assert "clnn_pool_rows_cpu" in grids
 
 
+@pytest.mark.oclgrind
+@pytest.mark.parametrize("vector_width", [8, 16])
+def test_a_few_items_of_a_larger_dense_batch_stream_the_packed_panels(vector_width, device, rng):
+    """A batch split gives the CPU a few items of a Dense layer whose batch
+    takes the GEMM: boxes of up to 4 items run clnn_gemv_panels_cpu on the
+    GEMM's packed weights (panels of 6 or 12 rows, the last one short),
+    larger ones the GEMM; either side of the split matches the reference."""
+    model, feeds = build("dense_gemm", rng)
+    layer = model.layers[-1]
+    target = Target("cpu", 2, vector_width=vector_width)
+    kernels = {items: layer.launches(target, Box.whole(layer.out_shape).with_range("n", 2, 2 + items))[0].kernel
+               for items in (1, 4, 5)}
+    assert kernels == {1: "clnn_gemv_panels_cpu", 4: "clnn_gemv_panels_cpu", 5: "clnn_conv_gemm_cpu"}
+    expected = model.reference(feeds)[0]
+    for shares in ((3 / 13, 10 / 13), (9 / 13, 4 / 13), (1 / 13, 12 / 13)):
+        plan = split_plan(model, (device, device), "n", shares)
+        (actual,) = run(model, feeds, plan, [device], memory="discrete", kind="cpu", vector_width=vector_width)
+        assert rel_err(actual, expected) < TOL, shares
+
+
 @pytest.mark.parametrize("vector_width, items_on_16, items_on_2", [(8, 15, 11), (16, 11, 6)])
 def test_a_deep_layer_on_a_small_map_spreads_over_many_cores(vector_width, items_on_16, items_on_2):
     """At batch 1 a 3x3 layer of 256 channels on a 14x14 map has one block of

@@ -13,6 +13,7 @@ from ..errors import ModelError
 from ..host import page_aligned
 from .base import (OUT, Attrs, In, Launch, Layer, Param, activation_args, activation_name, apply_activation,
                    ceil_div, flat_launch, onnx_need_rank, pow2_at_least)
+from . import conv_cpu
 from .conv import gemm_launches, gemm_params, ktab
 from .eltwise import Binary
 from .matmul import MatMul
@@ -92,12 +93,17 @@ class Dense(Layer):
         return gemm_params(target, self.weight, self.bias, ktab(self.weight.shape[1], 1, 1, 1, 1))
 
     def launches(self, target, box):
-        if not self.uses_gemv(target):
-            return gemm_launches(target, box, self.in_shapes[0], self.out_shape, self.weight.shape[1], _ONE_BY_ONE,
-                                 self.bias is not None, None, self.activation)
         bc, bn, k = box.c1 - box.c0, box.n1 - box.n0, self.weight.shape[1]
         args = {"out": OUT, "x": In(0), "w": Param("w"), "bias": Param("bias"), "K": k, "n0": box.n0, "bn": bn,
                 "c0": box.c0, "bc": bc, **activation_args(self.activation), "has_bias": self.bias is not None}
+        if not self.uses_gemv(target):
+            if target.kind == "cpu" and bn <= GEMV_MAX_BATCH["cpu"]:
+                # a few items of a larger batch: stream the GEMM's packed panels once
+                mr = conv_cpu.gemm_blocks(target)["MR"]
+                return [Launch("clnn_gemv_panels_cpu", (ceil_div(box.c1, mr) - box.c0 // mr,), (1,), args,
+                               ("-cl-mad-enable", f"-DMR={mr}", f"-DNB={GEMV_MAX_BATCH['cpu']}"))]
+            return gemm_launches(target, box, self.in_shapes[0], self.out_shape, k, _ONE_BY_ONE,
+                                 self.bias is not None, None, self.activation)
         if target.kind == "gpu":
             shape = target.tuning.gemv_shape(bn)
             nb = min(pow2_at_least(bn), GEMV_MAX_BATCH["gpu"])
