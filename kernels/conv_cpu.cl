@@ -148,7 +148,9 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
         for (int q = first_panel; q < last_panel; q++) {
             __global const float *wk = wpk + ((size_t)q * K + k0) * MR;
             for (int b = 0; b < blocks; b++) {
-                floatv *a = acc + ((q - first_panel) * blocks + b) * MR * 2;
+                /* a single chunk keeps no sums (and may take more panels
+                 * x blocks than acc holds) */
+                floatv *a = acc + (first && last ? 0 : ((q - first_panel) * blocks + b) * MR * 2);
                 const floatv *pv = panel_v + b * KC * 2;
                 floatv lo[MR], hi[MR];
 #pragma unroll

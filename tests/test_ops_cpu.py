@@ -36,6 +36,9 @@ CASES = {
     # ended by the last one), a residual and relu6 in that epilogue
     "gemm_k_chunks_residual": conv((1, 13, 11, 9), 10, 5, pads=(2, 1, 1, 2), residual=True,
                                    activation=("clip", 0.0, 6.0)),
+    # GEMM: one chunk of K, more panels x blocks per work-item than the
+    # accumulators' room (PBNB), which only sums between chunks need
+    "gemm_1x1_past_accumulator_room": conv((1, 20, 12, 40), 100, 1, activation=("clip", 0.0, 6.0)),
     # GEMM: panels split over work-items
     "gemm_many_panels": conv((2, 5, 13, 1), 70, (3, 1), pads=(1, 0, 1, 0)),
     "dense_gemm": dense(13, 50, 7, activation="relu"),
@@ -71,14 +74,15 @@ def _launches(model, target):
 
 def test_cases_reach_every_cpu_kernel_path():
     """The cases above run each CPU kernel, Winograd's (both tile sides)
-    and the GEMM (its matrix form too, and over several KC chunks) with
+    and the GEMM (its matrix form too, over several KC chunks, and past
+    the accumulators' room where one chunk needs none) with
     several work-items along both axes of their grids, the depthwise
     kernel at strides 1, 2 and 3, with dilation, several passes along rows
     and several work-items along rows and channels, and the row-wise
     pools."""
-    grids, options, flat, chunks = {}, set(), set(), set()
+    grids, options, flat, chunks, products = {}, set(), set(), set(), set()
     target = Target("cpu", 2)
-    kc = conv_cpu.gemm_blocks(target)["KC"]
+    blocks = conv_cpu.gemm_blocks(target)
     for name in CASES:
         model, _ = build(name, np.random.default_rng(0))
         for launch in _launches(model, target):
@@ -86,9 +90,11 @@ def test_cases_reach_every_cpu_kernel_path():
             grid[:] = [max(g, s) for g, s in zip(grid, launch.global_size + (1,))]
             options.update(launch.options)
             flat.add(launch.args.get("flat"))
-            chunks.add(-(-launch.args.get("K", 0) // kc))
+            chunks.add(-(-launch.args.get("K", 0) // blocks["KC"]))
+            products.add(launch.args.get("pb", 0) * launch.args.get("nb", 0))
     assert min(grids["clnn_conv_winograd_cpu"]) > 1 and min(grids["clnn_conv_gemm_cpu"]) > 1
     assert {"-DWT=4", "-DWT=2"} <= options and {True, False} <= flat and max(chunks) > 2
+    assert max(products) > blocks["PBNB"]
     assert min(grids["clnn_conv_depthwise_cpu"][:2]) > 1
     assert {"-DSW=1", "-DSW=2", "-DSW=3", "-DDW=2"} <= options
     assert "clnn_pool_rows_cpu" in grids

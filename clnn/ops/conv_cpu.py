@@ -129,10 +129,14 @@ def gemm_launch(target, box, attrs, args):
     GEMM kernels share (clnn.ops.conv.gemm_launch)."""
     b = gemm_blocks(target)
     pixel_blocks = ceil_div(args["P"], 2 * target.vector_width)
-    nb, pb = _work_split(target, pixel_blocks, _panels(box, b["MR"]), b["NB"], b["PBNB"])
+    panels = _panels(box, b["MR"])
+    # sums outlive a chunk of K only where K takes several: one chunk ends
+    # each micro-tile at once and leaves the accumulators' room unused
+    most_product = b["PBNB"] if args["K"] > b["KC"] else b["NB"] * panels
+    nb, pb = _work_split(target, pixel_blocks, panels, b["NB"], most_product)
     # a 1x1 stride-1 unpadded convolution reads its input plane as a matrix
     flat = tuple(attrs.kernel) == (1, 1) and attrs.stride == (1, 1) and not any(attrs.pads)
-    size = (ceil_div(pixel_blocks, nb), ceil_div(_panels(box, b["MR"]), pb))
+    size = (ceil_div(pixel_blocks, nb), ceil_div(panels, pb))
     return Launch("clnn_conv_gemm_cpu", size, (1, 1), dict(args, wpk=Param("w"), flat=flat, pb=pb, nb=nb),
                   _options(target, b))
 
