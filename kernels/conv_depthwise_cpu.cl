@@ -121,7 +121,11 @@ void clnn_conv_depthwise_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const 
                                 d[q * PL + i] = 0.0f;
                     }
                 }
-                for (int v = 0; v < cols; v += VW) {
+                for (int vv = 0; vv < cols; vv += VW) {
+                    /* a pass of at least a vector ends on a whole vector,
+                     * overlapping the one before: it stores lanes that the
+                     * same sums gave before, and no lane one at a time */
+                    const int v = vv + VW > cols && cols >= VW ? cols - VW : vv;
                     floatv acc[OR];
 #pragma unroll
                     for (int r = 0; r < OR; r++)
