@@ -148,11 +148,15 @@ void clnn_conv_depthwise_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const 
                     for (int r = 0; r < OR; r++) {
                         if (oh + r >= rz)
                             break;
+                        __global float *o = out + CLNN_AT(out, n, c, oh + r, oc + v, OH, OW);
+                        __global const float *rs = has_res ? res + CLNN_AT(res, n, c, oh + r, oc + v, OH, OW) : 0;
+                        if (cols >= VW) {
+                            /* a whole vector, finished in line */
+                            CLNN_STOREV(o, clnn_finishv(acc[r], bv, rs, act, alpha, beta));
+                            continue;
+                        }
                         const floatv sum = acc[r];
-                        clnn_finish_store(out + CLNN_AT(out, n, c, oh + r, oc + v, OH, OW), (const float *)&sum,
-                                          min(VW, cols - v), bv,
-                                          has_res ? res + CLNN_AT(res, n, c, oh + r, oc + v, OH, OW) : 0,
-                                          act, alpha, beta);
+                        clnn_finish_store(o, (const float *)&sum, cols, bv, rs, act, alpha, beta);
                     }
                 }
             }
