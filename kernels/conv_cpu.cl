@@ -193,7 +193,8 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                         CLNN_STOREV(o + VW, clnn_finishv(hi[i], bv, has_res ? rs + VW : 0, act, alpha, beta));
                         continue;
                     }
-                    floatv sums[2] = {lo[i], hi[i]};
+                    /* a vector past the last run's start (clnn_finish_store reads one) */
+                    floatv sums[3] = {lo[i], hi[i], 0.0f};
                     const float *s = (const float *)sums;
                     for (int r = r0; r < r0 + run_count[b]; r++) {
                         for (int j = 0; j < run_len[r]; j += VW)
