@@ -69,6 +69,11 @@ CLNN_INLINE void clnn_dw_copy_row(float *d, __global const float *src, const int
         if (SW == 1) {
             for (; i + VW <= hi; i += VW)
                 CLNN_STOREPV(d + i, CLNN_LOADV(src + x + i));
+            /* the rest as the vector that ends the run (lanes copied twice) */
+            if (i < hi && hi - lo >= VW) {
+                CLNN_STOREPV(d + hi - VW, CLNN_LOADV(src + x + hi - VW));
+                i = hi;
+            }
         } else if (SW == 2) {
             /* the even lanes of two vectors, while both lie inside the row */
             for (; i + VW <= hi && x + 2 * (i + VW) <= W; i += VW)
