@@ -24,6 +24,11 @@
  * channels and many outputs, stalled on them). Runs of pixels along a row
  * are stored a vector at a time (clnn_finish_store).
  *
+ * A 1x1, stride-1, unpadded convolution (flat) whose work-items take few
+ * panels (direct, the host's choice) packs nothing for its blocks of NR
+ * pixels of one plane: their columns are read in place, a vector pair per
+ * input channel.
+ *
  * Build options: -DVW (8 or 16), -DMR (output channels per register block),
  * -DKC (im2col rows packed at a time), -DNB (most pixel blocks a work-item
  * takes), -DPBNB (most panels x blocks). */
@@ -45,6 +50,19 @@
 
 #define NR (2 * VW)
 
+/* one k of the micro-kernel: the MR weights of row kk times the block's
+ * two vectors of column k */
+#define CLNN_MICRO_STEP(b0_, b1_) \
+    do { \
+        const floatv b0 = (b0_), b1 = (b1_); \
+        _Pragma("unroll") \
+        for (int i = 0; i < MR; i++) { \
+            const float w = wk[kk * MR + i]; \
+            lo[i] += w * b0; \
+            hi[i] += w * b1; \
+        } \
+    } while (0)
+
 __kernel CLNN_WORK_GROUP(1, 1, 1)
 void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float *wpk,
                         __global const float *bias, CLNN_CTENSOR(res), __global const int4 *ktab,
@@ -52,8 +70,8 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                         const int sh, const int sw, const int pt, const int pl,
                         const int n0, const int c0, const int h0, const int bc, const int bh,
                         const int OH, const int P, const int act, const float alpha, const float beta,
-                        const int has_bias, const int has_res, const int flat, const int pb,
-                        const int nb)
+                        const int has_bias, const int has_res, const int flat, const int direct,
+                        const int pb, const int nb)
 {
     floatv panel_v[NB * KC * 2];
     float *panel = (float *)panel_v;
@@ -101,6 +119,8 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
         for (int kk = 0; kk < kc; kk++) {
             const int4 t = ktab[k0 + kk];
             for (int b = 0; b < blocks; b++) {
+                if (direct && run_count[b] == 1 && run_len[b * NR] == NR)
+                    continue;   /* read in place (below) */
                 float *dst = panel + (b * KC + kk) * NR;
                 int filled = 0;
                 for (int r = b * NR; r < b * NR + run_count[b]; r++) {
@@ -158,15 +178,17 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                     lo[i] = first ? 0.0f : a[2 * i];
                     hi[i] = first ? 0.0f : a[2 * i + 1];
                 }
-                for (int kk = 0; kk < kc; kk++) {
-                    const floatv b0 = pv[2 * kk];
-                    const floatv b1 = pv[2 * kk + 1];
-#pragma unroll
-                    for (int i = 0; i < MR; i++) {
-                        const float w = wk[kk * MR + i];
-                        lo[i] += w * b0;
-                        hi[i] += w * b1;
-                    }
+                if (direct && run_count[b] == 1 && run_len[b * NR] == NR) {
+                    /* a 1x1's block of NR pixels of one plane, row k of its
+                     * columns read where the input holds it */
+                    const int r0 = b * NR, plane_in = H * W;
+                    __global const float *src = in + run_base[r0] + run_ih[r0] * W + run_iw[r0] +
+                                                (size_t)k0 * plane_in;
+                    for (int kk = 0; kk < kc; kk++, src += plane_in)
+                        CLNN_MICRO_STEP(CLNN_LOADV(src), CLNN_LOADV(src + VW));
+                } else {
+                    for (int kk = 0; kk < kc; kk++)
+                        CLNN_MICRO_STEP(pv[2 * kk], pv[2 * kk + 1]);
                 }
                 if (!last) {
 #pragma unroll
