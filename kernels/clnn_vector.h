@@ -97,7 +97,8 @@ CLNN_INLINE floatv clnn_actv(floatv x, const int act, const float alpha, const f
  * outputs of one channel plus its bias, plus the residual res[0..VW) where
  * res is not null, through the fused activation. clnn_finish_store: the
  * same for the sums s[0..n) (n <= VW), stored at out[0..n): a whole vector
- * as one vector store, a shorter run lane by lane. */
+ * as one vector store, a shorter run finished as a vector too (s must hold
+ * VW floats; only n of res are read) and stored lane by lane. */
 CLNN_INLINE floatv clnn_finishv(floatv v, const float bias, __global const float *res, const int act,
                                 const float alpha, const float beta)
 {
@@ -114,6 +115,14 @@ CLNN_INLINE void clnn_finish_store(__global float *out, const float *s, const in
         CLNN_STOREV(out, clnn_finishv(CLNN_LOADPV(s), bias, res, act, alpha, beta));
         return;
     }
+    floatv v = CLNN_LOADPV(s);
+    float *t = (float *)&v;
+    v += bias;
+    if (res) {
+        for (int j = 0; j < n; j++)
+            t[j] += res[j];
+    }
+    v = clnn_actv(v, act, alpha, beta);
     for (int j = 0; j < n; j++)
-        out[j] = clnn_act(s[j] + bias + (res ? res[j] : 0.0f), act, alpha, beta);
+        out[j] = t[j];
 }

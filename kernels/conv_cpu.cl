@@ -16,9 +16,18 @@
  *
  * The packed columns serve every panel of the work-item and the weights
  * every block, so more of both pay less packing and weight traffic per
- * output; the host keeps pb * nb <= PBNB (the accumulators' room) and lowers
- * them where that would leave cores idle. Runs of pixels along a row are
- * stored a vector at a time (clnn_finish_store).
+ * output; the host keeps pb * nb <= PBNB (the accumulators' room between
+ * chunks of K) and lowers them where that would leave cores idle. The last
+ * chunk ends each micro-tile at once: bias, residual, activation and the
+ * stores of its MR channels, which then drain while the next micro-tile
+ * computes (stored all at the end, the expansions of MobileNets, few input
+ * channels and many outputs, stalled on them). Runs of pixels along a row
+ * are stored a vector at a time (clnn_finish_store).
+ *
+ * A 1x1, stride-1, unpadded convolution (flat) whose work-items take few
+ * panels (direct, the host's choice) packs nothing for its blocks of NR
+ * pixels of one plane: their columns are read in place, a vector pair per
+ * input channel.
  *
  * Build options: -DVW (8 or 16), -DMR (output channels per register block),
  * -DKC (im2col rows packed at a time), -DNB (most pixel blocks a work-item
@@ -41,6 +50,19 @@
 
 #define NR (2 * VW)
 
+/* one k of the micro-kernel: the MR weights of row kk times the block's
+ * two vectors of column k */
+#define CLNN_MICRO_STEP(b0_, b1_) \
+    do { \
+        const floatv b0 = (b0_), b1 = (b1_); \
+        _Pragma("unroll") \
+        for (int i = 0; i < MR; i++) { \
+            const float w = wk[kk * MR + i]; \
+            lo[i] += w * b0; \
+            hi[i] += w * b1; \
+        } \
+    } while (0)
+
 __kernel CLNN_WORK_GROUP(1, 1, 1)
 void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float *wpk,
                         __global const float *bias, CLNN_CTENSOR(res), __global const int4 *ktab,
@@ -48,8 +70,8 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                         const int sh, const int sw, const int pt, const int pl,
                         const int n0, const int c0, const int h0, const int bc, const int bh,
                         const int OH, const int P, const int act, const float alpha, const float beta,
-                        const int has_bias, const int has_res, const int flat, const int pb,
-                        const int nb)
+                        const int has_bias, const int has_res, const int flat, const int direct,
+                        const int pb, const int nb)
 {
     floatv panel_v[NB * KC * 2];
     float *panel = (float *)panel_v;
@@ -58,7 +80,6 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
     const int blocks = min(nb, (P - p_first + NR - 1) / NR);
     const int first_panel = c0 / MR + get_global_id(1) * pb;
     const int last_panel = min(first_panel + pb, (c0 + bc + MR - 1) / MR);
-    const int np = last_panel - first_panel;
     const int box_plane = bh * OW;
 
     /* A block's pixels fall into runs along output rows; a run reads one
@@ -93,14 +114,13 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
         }
         run_count[b] = runs;
     }
-    for (int i = 0; i < np * blocks * MR * 2; i++)
-        acc[i] = 0.0f;
-
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = min(KC, K - k0);
         for (int kk = 0; kk < kc; kk++) {
             const int4 t = ktab[k0 + kk];
             for (int b = 0; b < blocks; b++) {
+                if (direct && run_count[b] == 1 && run_len[b * NR] == NR)
+                    continue;   /* read in place (below) */
                 float *dst = panel + (b * KC + kk) * NR;
                 int filled = 0;
                 for (int r = b * NR; r < b * NR + run_count[b]; r++) {
@@ -141,59 +161,69 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                     dst[j] = 0.0f;
             }
         }
+        /* the first chunk starts its sums at zero; the last one ends them
+         * in the epilogue at once, its stores draining while the next
+         * micro-tile computes (sums kept back in acc only between chunks) */
+        const bool first = k0 == 0, last = k0 + kc >= K;
         for (int q = first_panel; q < last_panel; q++) {
             __global const float *wk = wpk + ((size_t)q * K + k0) * MR;
             for (int b = 0; b < blocks; b++) {
-                floatv *a = acc + ((q - first_panel) * blocks + b) * MR * 2;
+                /* a single chunk keeps no sums (and may take more panels
+                 * x blocks than acc holds) */
+                floatv *a = acc + (first && last ? 0 : ((q - first_panel) * blocks + b) * MR * 2);
                 const floatv *pv = panel_v + b * KC * 2;
                 floatv lo[MR], hi[MR];
 #pragma unroll
                 for (int i = 0; i < MR; i++) {
-                    lo[i] = a[2 * i];
-                    hi[i] = a[2 * i + 1];
+                    lo[i] = first ? 0.0f : a[2 * i];
+                    hi[i] = first ? 0.0f : a[2 * i + 1];
                 }
-                for (int kk = 0; kk < kc; kk++) {
-                    const floatv b0 = pv[2 * kk];
-                    const floatv b1 = pv[2 * kk + 1];
+                if (direct && run_count[b] == 1 && run_len[b * NR] == NR) {
+                    /* a 1x1's block of NR pixels of one plane, row k of its
+                     * columns read where the input holds it */
+                    const int r0 = b * NR, plane_in = H * W;
+                    __global const float *src = in + run_base[r0] + run_ih[r0] * W + run_iw[r0] +
+                                                (size_t)k0 * plane_in;
+                    for (int kk = 0; kk < kc; kk++, src += plane_in)
+                        CLNN_MICRO_STEP(CLNN_LOADV(src), CLNN_LOADV(src + VW));
+                } else {
+                    for (int kk = 0; kk < kc; kk++)
+                        CLNN_MICRO_STEP(pv[2 * kk], pv[2 * kk + 1]);
+                }
+                if (!last) {
 #pragma unroll
                     for (int i = 0; i < MR; i++) {
-                        const float w = wk[kk * MR + i];
-                        lo[i] += w * b0;
-                        hi[i] += w * b1;
+                        a[2 * i] = lo[i];
+                        a[2 * i + 1] = hi[i];
                     }
-                }
-#pragma unroll
-                for (int i = 0; i < MR; i++) {
-                    a[2 * i] = lo[i];
-                    a[2 * i + 1] = hi[i];
-                }
-            }
-        }
-    }
-
-    for (int q = first_panel; q < last_panel; q++) {
-        for (int i = 0; i < MR; i++) {
-            const int c = q * MR + i;
-            if (c < c0 || c >= c0 + bc)
-                continue;
-            const float bv = has_bias ? bias[c] : 0.0f;
-            const int plane = c * OH * OW;
-            for (int b = 0; b < blocks; b++) {
-                const floatv *a = acc + (((q - first_panel) * blocks + b) * MR + i) * 2;
-                const int r0 = b * NR;
-                if (run_count[b] == 1 && run_len[r0] == NR) {
-                    /* one run of NR pixels: two vectors */
-                    __global float *o = out + run_out[r0] + plane;
-                    __global const float *rs = has_res ? res + run_res[r0] + plane : 0;
-                    CLNN_STOREV(o, clnn_finishv(a[0], bv, rs, act, alpha, beta));
-                    CLNN_STOREV(o + VW, clnn_finishv(a[1], bv, has_res ? rs + VW : 0, act, alpha, beta));
                     continue;
                 }
-                const float *s = (const float *)a;
-                for (int r = r0; r < r0 + run_count[b]; r++) {
-                    for (int j = 0; j < run_len[r]; j += VW)
-                        clnn_finish_store(out + run_out[r] + plane + j, s + run_j[r] + j, min(VW, run_len[r] - j),
-                                          bv, has_res ? res + run_res[r] + plane + j : 0, act, alpha, beta);
+                const int r0 = b * NR;
+                const bool whole = run_count[b] == 1 && run_len[r0] == NR;
+#pragma unroll
+                for (int i = 0; i < MR; i++) {
+                    const int c = q * MR + i;
+                    if (c < c0 || c >= c0 + bc)
+                        continue;
+                    const float bv = has_bias ? bias[c] : 0.0f;
+                    const int plane = c * OH * OW;
+                    if (whole) {
+                        /* one run of NR pixels: two vectors */
+                        __global float *o = out + run_out[r0] + plane;
+                        __global const float *rs = has_res ? res + run_res[r0] + plane : 0;
+                        CLNN_STOREV(o, clnn_finishv(lo[i], bv, rs, act, alpha, beta));
+                        CLNN_STOREV(o + VW, clnn_finishv(hi[i], bv, has_res ? rs + VW : 0, act, alpha, beta));
+                        continue;
+                    }
+                    /* a vector past the last run's start (clnn_finish_store reads one) */
+                    floatv sums[3] = {lo[i], hi[i], 0.0f};
+                    const float *s = (const float *)sums;
+                    for (int r = r0; r < r0 + run_count[b]; r++) {
+                        for (int j = 0; j < run_len[r]; j += VW)
+                            clnn_finish_store(out + run_out[r] + plane + j, s + run_j[r] + j,
+                                              min(VW, run_len[r] - j), bv,
+                                              has_res ? res + run_res[r] + plane + j : 0, act, alpha, beta);
+                    }
                 }
             }
         }

@@ -69,6 +69,11 @@ CLNN_INLINE void clnn_dw_copy_row(float *d, __global const float *src, const int
         if (SW == 1) {
             for (; i + VW <= hi; i += VW)
                 CLNN_STOREPV(d + i, CLNN_LOADV(src + x + i));
+            /* the rest as the vector that ends the run (lanes copied twice) */
+            if (i < hi && hi - lo >= VW) {
+                CLNN_STOREPV(d + hi - VW, CLNN_LOADV(src + x + hi - VW));
+                i = hi;
+            }
         } else if (SW == 2) {
             /* the even lanes of two vectors, while both lie inside the row */
             for (; i + VW <= hi && x + 2 * (i + VW) <= W; i += VW)
@@ -121,7 +126,11 @@ void clnn_conv_depthwise_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const 
                                 d[q * PL + i] = 0.0f;
                     }
                 }
-                for (int v = 0; v < cols; v += VW) {
+                for (int vv = 0; vv < cols; vv += VW) {
+                    /* a pass of at least a vector ends on a whole vector,
+                     * overlapping the one before: it stores lanes that the
+                     * same sums gave before, and no lane one at a time */
+                    const int v = vv + VW > cols && cols >= VW ? cols - VW : vv;
                     floatv acc[OR];
 #pragma unroll
                     for (int r = 0; r < OR; r++)
@@ -144,11 +153,15 @@ void clnn_conv_depthwise_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const 
                     for (int r = 0; r < OR; r++) {
                         if (oh + r >= rz)
                             break;
+                        __global float *o = out + CLNN_AT(out, n, c, oh + r, oc + v, OH, OW);
+                        __global const float *rs = has_res ? res + CLNN_AT(res, n, c, oh + r, oc + v, OH, OW) : 0;
+                        if (cols >= VW) {
+                            /* a whole vector, finished in line */
+                            CLNN_STOREV(o, clnn_finishv(acc[r], bv, rs, act, alpha, beta));
+                            continue;
+                        }
                         const floatv sum = acc[r];
-                        clnn_finish_store(out + CLNN_AT(out, n, c, oh + r, oc + v, OH, OW), (const float *)&sum,
-                                          min(VW, cols - v), bv,
-                                          has_res ? res + CLNN_AT(res, n, c, oh + r, oc + v, OH, OW) : 0,
-                                          act, alpha, beta);
+                        clnn_finish_store(o, (const float *)&sum, cols, bv, rs, act, alpha, beta);
                     }
                 }
             }

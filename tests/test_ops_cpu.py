@@ -32,6 +32,18 @@ CASES = {
     "gemm_1x1_vector_stores_residual": conv((1, 24, 8, 16), 12, 1, residual=True),
     # GEMM: blocks of pixels at stride 2 packed from vectors' even lanes
     "gemm_stride2_wide": conv((1, 3, 9, 75), 8, 3, stride=2, pads=1),
+    # GEMM: more im2col rows than one KC chunk (sums kept between chunks,
+    # ended by the last one), a residual and relu6 in that epilogue
+    "gemm_k_chunks_residual": conv((1, 13, 11, 9), 10, 5, pads=(2, 1, 1, 2), residual=True,
+                                   activation=("clip", 0.0, 6.0)),
+    # GEMM: one chunk of K, more panels x blocks per work-item than the
+    # accumulators' room (PBNB), which only sums between chunks need
+    "gemm_1x1_past_accumulator_room": conv((1, 20, 12, 40), 100, 1, activation=("clip", 0.0, 6.0)),
+    # GEMM: a 1x1 of few output channels reading whole blocks in place,
+    # packing those that end a plane or cross batch items; and over two KC
+    # chunks of input channels
+    "gemm_1x1_in_place_odd": conv((2, 7, 5, 13), 10, 1, activation=("clip", 0.0, 6.0)),
+    "gemm_1x1_in_place_k_chunks": conv((1, 150, 3, 11), 9, 1, residual=True),
     # GEMM: panels split over work-items
     "gemm_many_panels": conv((2, 5, 13, 1), 70, (3, 1), pads=(1, 0, 1, 0)),
     "dense_gemm": dense(13, 50, 7, activation="relu"),
@@ -67,20 +79,28 @@ def _launches(model, target):
 
 def test_cases_reach_every_cpu_kernel_path():
     """The cases above run each CPU kernel, Winograd's (both tile sides)
-    and the GEMM (its matrix form too) with several work-items along both
-    axes of their grids, the depthwise kernel at strides 1, 2 and 3, with
-    dilation, several passes along rows and several work-items along rows
-    and channels, and the row-wise pools."""
-    grids, options, flat = {}, set(), set()
+    and the GEMM (its matrix form too, packed and read in place, over
+    several KC chunks, and past the accumulators' room where one chunk
+    needs none) with
+    several work-items along both axes of their grids, the depthwise
+    kernel at strides 1, 2 and 3, with dilation, several passes along rows
+    and several work-items along rows and channels, and the row-wise
+    pools."""
+    grids, options, flat, chunks, products = {}, set(), set(), set(), set()
+    target = Target("cpu", 2)
+    blocks = conv_cpu.gemm_blocks(target)
     for name in CASES:
         model, _ = build(name, np.random.default_rng(0))
-        for launch in _launches(model, Target("cpu", 2)):
+        for launch in _launches(model, target):
             grid = grids.setdefault(launch.kernel, [1, 1])
             grid[:] = [max(g, s) for g, s in zip(grid, launch.global_size + (1,))]
             options.update(launch.options)
-            flat.add(launch.args.get("flat"))
+            flat.add((launch.args.get("flat"), launch.args.get("direct")))
+            chunks.add(-(-launch.args.get("K", 0) // blocks["KC"]))
+            products.add(launch.args.get("pb", 0) * launch.args.get("nb", 0))
     assert min(grids["clnn_conv_winograd_cpu"]) > 1 and min(grids["clnn_conv_gemm_cpu"]) > 1
-    assert {"-DWT=4", "-DWT=2"} <= options and {True, False} <= flat
+    assert {"-DWT=4", "-DWT=2"} <= options and {(True, True), (True, False), (False, False)} <= flat and max(chunks) > 2
+    assert max(products) > blocks["PBNB"]
     assert min(grids["clnn_conv_depthwise_cpu"][:2]) > 1
     assert {"-DSW=1", "-DSW=2", "-DSW=3", "-DDW=2"} <= options
     assert "clnn_pool_rows_cpu" in grids
@@ -129,9 +149,10 @@ def test_matches_reference(name, device, rng):
 @pytest.mark.oclgrind
 @pytest.mark.parametrize("vector_width", [8, 16])
 @pytest.mark.parametrize("name", ["winograd_odd", "winograd_2x2_residual_asym", "gemm_5x5_blocks",
-                                  "gemm_1x1_vector_stores_residual", "dense_gemm", "avgpool3_vectors_pads",
-                                  "depthwise_s2_asym_nobias", "depthwise_dilated_residual", "depthwise_multiplier2",
-                                  "depthwise_wide_residual_relu6"])
+                                  "gemm_1x1_vector_stores_residual", "gemm_k_chunks_residual",
+                                  "gemm_1x1_in_place_odd", "gemm_1x1_in_place_k_chunks", "dense_gemm",
+                                  "avgpool3_vectors_pads", "depthwise_s2_asym_nobias", "depthwise_dilated_residual",
+                                  "depthwise_multiplier2", "depthwise_wide_residual_relu6"])
 def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device, rng):
     """Slices on one device with resident buffers (only each slice's input
     box is copied in), on vectors of 8 floats (AVX2) and 16 (AVX-512:
@@ -141,8 +162,9 @@ def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device
 
 
 @pytest.mark.parametrize("name", ["winograd_odd", "winograd_2x2_residual_asym", "gemm_stride2_wide",
-                                  "avgpool3_vectors_pads", "depthwise_s1_relu6", "depthwise_s2_asym_nobias",
-                                  "depthwise_multiplier2", "depthwise_rows_split"])
+                                  "gemm_k_chunks_residual", "gemm_1x1_in_place_odd", "avgpool3_vectors_pads",
+                                  "depthwise_s1_relu6",
+                                  "depthwise_s2_asym_nobias", "depthwise_multiplier2", "depthwise_rows_split"])
 def test_every_slice_equals_the_whole(name, pair, rng, monkeypatch):
     """Slices at any row (not only whole 4-row Winograd tiles), channel or
     batch item compute exactly what the whole layer does."""

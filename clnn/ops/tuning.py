@@ -114,7 +114,8 @@ class CpuBlocks:
     """Blocking of the CPU convolutions (clnn.ops.conv_cpu) on vectors of 8
     floats (AVX2): MR output channels per register block; the GEMM
     (kernels/conv_cpu.cl) packs KC im2col rows at a time for at most NB
-    blocks of 16 pixels and takes at most PBNB panels x blocks; Winograd
+    blocks of 16 pixels and, where K takes several chunks, at most PBNB
+    panels x blocks (the sums it keeps between chunks); Winograd
     (kernels/conv_winograd_cpu.cl) transforms WKC input channels at a time
     and takes at most TB blocks of 16 tiles and TPB blocks x panels. On
     vectors of 16 floats (AVX-512) the register block is as many bytes: MR
