@@ -36,7 +36,10 @@
  * A 1x1, stride-1, unpadded convolution (flat) whose work-items take few
  * panels (direct, the host's choice) packs nothing for its blocks of NR
  * pixels of one plane: their columns are read in place, a vector pair per
- * input channel.
+ * input channel. So does a grouped stride-1 one (direct too) for its blocks
+ * of NR pixels of one row whose window lies inside the input, a vector pair
+ * per row of the table: a group's few panels would use its packed columns
+ * too few times to repay the copy.
  *
  * Build options: -DVW (8 or 16), -DMR (output channels per register block),
  * -DKC (im2col rows packed at a time), -DNB (most pixel blocks a work-item
@@ -105,7 +108,10 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
      * stride-1, unpadded convolution (flat) reads its input plane as the
      * output plane is laid out: its runs go on across rows. */
     int run_j[NB * NR], run_len[NB * NR], run_base[NB * NR], run_ih[NB * NR], run_iw[NB * NR];
-    int run_out[NB * NR], run_res[NB * NR], run_count[NB];
+    int run_out[NB * NR], run_res[NB * NR], run_count[NB], in_place[NB];
+    /* the window's reach below and right of its first tap (the last row of
+     * the table: the last channel's last kernel row and column) */
+    const int4 reach = ktab[K - 1];
     for (int b = 0; b < blocks; b++) {
         const int p0 = p_first + b * NR;
         int runs = 0;
@@ -130,13 +136,17 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
             j += len;
         }
         run_count[b] = runs;
+        const int r0 = b * NR;
+        in_place[b] = direct && runs == 1 && run_len[r0] == NR &&
+                      (flat || (sw == 1 && run_ih[r0] >= 0 && run_ih[r0] + reach.y < H && run_iw[r0] >= 0 &&
+                                run_iw[r0] + NR + reach.z <= W));
     }
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = min(KC, K - k0);
         for (int kk = 0; kk < kc; kk++) {
             const int4 t = ktab[k0 + kk];
             for (int b = 0; b < blocks; b++) {
-                if (direct && run_count[b] == 1 && run_len[b * NR] == NR)
+                if (in_place[b])
                     continue;   /* read in place (below) */
                 float *dst = panel + (b * KC + kk) * NR;
                 int filled = 0;
@@ -195,14 +205,23 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                     lo[i] = first ? 0.0f : a[2 * i];
                     hi[i] = first ? 0.0f : a[2 * i + 1];
                 }
-                if (direct && run_count[b] == 1 && run_len[b * NR] == NR) {
-                    /* a 1x1's block of NR pixels of one plane, row k of its
-                     * columns read where the input holds it */
+                if (in_place[b]) {
+                    /* a block of NR pixels, row k of its columns read
+                     * where the input holds it: a 1x1's from one plane after
+                     * the other, others where the table's row points */
                     const int r0 = b * NR, plane_in = H * W;
-                    __global const float *src = in + run_base[r0] + run_ih[r0] * W + run_iw[r0] +
-                                                (size_t)k0 * plane_in;
-                    for (int kk = 0; kk < kc; kk++, src += plane_in)
-                        CLNN_MICRO_STEP(CLNN_LOADV(src), CLNN_LOADV(src + VW));
+                    __global const float *src = in + run_base[r0] + run_ih[r0] * W + run_iw[r0];
+                    if (flat) {
+                        src += (size_t)k0 * plane_in;
+                        for (int kk = 0; kk < kc; kk++, src += plane_in)
+                            CLNN_MICRO_STEP(CLNN_LOADV(src), CLNN_LOADV(src + VW));
+                    } else {
+                        for (int kk = 0; kk < kc; kk++) {
+                            const int4 t = ktab[k0 + kk];
+                            __global const float *s = src + t.x + t.y * W + t.z;
+                            CLNN_MICRO_STEP(CLNN_LOADV(s), CLNN_LOADV(s + VW));
+                        }
+                    }
                 } else {
                     for (int kk = 0; kk < kc; kk++)
                         CLNN_MICRO_STEP(pv[2 * kk], pv[2 * kk + 1]);

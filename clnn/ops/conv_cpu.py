@@ -168,7 +168,9 @@ def gemm_launch(target, box, attrs, args, groups=1):
     nb, pb = _work_split(target, pixel_blocks, panels, b["NB"], most_product, touched)
     # a 1x1 stride-1 unpadded convolution reads its input plane as a matrix
     flat = tuple(attrs.kernel) == (1, 1) and attrs.stride == (1, 1) and not any(attrs.pads)
-    direct = flat and pb * b["MR"] <= DIRECT_CHANNELS
+    # grouped stride-1 ones read in place too (their few panels per group
+    # would use packed columns too few times to repay the copy)
+    direct = (flat or (groups > 1 and attrs.stride[1] == 1)) and pb * b["MR"] <= DIRECT_CHANNELS
     gi = ceil_div(panels, pb)
     size = (ceil_div(pixel_blocks, nb), touched * gi)
     return Launch("clnn_conv_gemm_cpu", size, (1, 1),
