@@ -10,9 +10,18 @@
  * weights times two floatv per k, the shape that keeps the CPU's vector FMA
  * units busy. Weights come packed by panels, wpk[(panel * K + k) * MR + i]
  * for channel panel * MR + i (zero past the last channel), so each k reads
- * MR neighbouring floats. Panels are aligned to channel 0: a box starting at
- * a channel that is not a multiple of MR computes the panel around it and
- * stores only its own channels.
+ * MR neighbouring floats. Panels are aligned to channel 0 (grouped: to
+ * their group's first channel): a box starting at a channel that is not a
+ * multiple of MR computes the panel around it and stores only its own
+ * channels.
+ *
+ * A grouped convolution's weights come packed group by group, gp panels of
+ * each group's Mg output channels (zero rows past Mg), so that no panel
+ * crosses a group: the grid's axis 1 holds gi work-items for each group
+ * that the box touches, each taking pb panels of its group's channels
+ * inside the box, packing columns from its group's input channels (in_gs
+ * floats further on per group; ktab covers one group's K). Ungrouped
+ * layers are one group (Mg = M, gi the grid's axis 1).
  *
  * The packed columns serve every panel of the work-item and the weights
  * every block, so more of both pay less packing and weight traffic per
@@ -27,7 +36,10 @@
  * A 1x1, stride-1, unpadded convolution (flat) whose work-items take few
  * panels (direct, the host's choice) packs nothing for its blocks of NR
  * pixels of one plane: their columns are read in place, a vector pair per
- * input channel.
+ * input channel. So does a grouped stride-1 one (direct too) for its blocks
+ * of NR pixels of one row whose window lies inside the input, a vector pair
+ * per row of the table: a group's few panels would use its packed columns
+ * too few times to repay the copy.
  *
  * Build options: -DVW (8 or 16), -DMR (output channels per register block),
  * -DKC (im2col rows packed at a time), -DNB (most pixel blocks a work-item
@@ -66,7 +78,8 @@
 __kernel CLNN_WORK_GROUP(1, 1, 1)
 void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float *wpk,
                         __global const float *bias, CLNN_CTENSOR(res), __global const int4 *ktab,
-                        const int M, const int K, const int H, const int W, const int OW,
+                        const int M, const int K, const int Mg, const int gp, const int gi, const int in_gs,
+                        const int H, const int W, const int OW,
                         const int sh, const int sw, const int pt, const int pl,
                         const int n0, const int c0, const int h0, const int bc, const int bh,
                         const int OH, const int P, const int act, const float alpha, const float beta,
@@ -78,8 +91,15 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
     floatv acc[PBNB * MR * 2];
     const int p_first = get_global_id(0) * nb * NR;
     const int blocks = min(nb, (P - p_first + NR - 1) / NR);
-    const int first_panel = c0 / MR + get_global_id(1) * pb;
-    const int last_panel = min(first_panel + pb, (c0 + bc + MR - 1) / MR);
+    /* the group, the box's channels within it (gc0 to gc1) and this
+     * work-item's panels of it (work-items past the box's part of its first
+     * or last group take none) */
+    const int g = c0 / Mg + get_global_id(1) / gi;
+    const int gc0 = max(c0 - g * Mg, 0), gc1 = min(c0 + bc - g * Mg, Mg);
+    const int first_panel = gc0 / MR + get_global_id(1) % gi * pb;
+    const int last_panel = min(first_panel + pb, (gc1 + MR - 1) / MR);
+    if (first_panel >= last_panel)
+        return;
     const int box_plane = bh * OW;
 
     /* A block's pixels fall into runs along output rows; a run reads one
@@ -88,7 +108,10 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
      * stride-1, unpadded convolution (flat) reads its input plane as the
      * output plane is laid out: its runs go on across rows. */
     int run_j[NB * NR], run_len[NB * NR], run_base[NB * NR], run_ih[NB * NR], run_iw[NB * NR];
-    int run_out[NB * NR], run_res[NB * NR], run_count[NB];
+    int run_out[NB * NR], run_res[NB * NR], run_count[NB], in_place[NB];
+    /* the window's reach below and right of its first tap (the last row of
+     * the table: the last channel's last kernel row and column) */
+    const int4 reach = ktab[K - 1];
     for (int b = 0; b < blocks; b++) {
         const int p0 = p_first + b * NR;
         int runs = 0;
@@ -102,7 +125,7 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
             const int r = b * NR + runs;
             run_j[r] = j;
             run_len[r] = len;
-            run_base[r] = in_off + n * in_ns;
+            run_base[r] = in_off + n * in_ns + g * in_gs;
             run_ih[r] = oh * sh - pt;
             run_iw[r] = ow * sw - pl;
             /* where the run's first pixel goes in channel 0 (and where its
@@ -113,13 +136,17 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
             j += len;
         }
         run_count[b] = runs;
+        const int r0 = b * NR;
+        in_place[b] = direct && runs == 1 && run_len[r0] == NR &&
+                      (flat || (sw == 1 && run_ih[r0] >= 0 && run_ih[r0] + reach.y < H && run_iw[r0] >= 0 &&
+                                run_iw[r0] + NR + reach.z <= W));
     }
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = min(KC, K - k0);
         for (int kk = 0; kk < kc; kk++) {
             const int4 t = ktab[k0 + kk];
             for (int b = 0; b < blocks; b++) {
-                if (direct && run_count[b] == 1 && run_len[b * NR] == NR)
+                if (in_place[b])
                     continue;   /* read in place (below) */
                 float *dst = panel + (b * KC + kk) * NR;
                 int filled = 0;
@@ -166,7 +193,7 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
          * micro-tile computes (sums kept back in acc only between chunks) */
         const bool first = k0 == 0, last = k0 + kc >= K;
         for (int q = first_panel; q < last_panel; q++) {
-            __global const float *wk = wpk + ((size_t)q * K + k0) * MR;
+            __global const float *wk = wpk + ((size_t)(g * gp + q) * K + k0) * MR;
             for (int b = 0; b < blocks; b++) {
                 /* a single chunk keeps no sums (and may take more panels
                  * x blocks than acc holds) */
@@ -178,14 +205,23 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                     lo[i] = first ? 0.0f : a[2 * i];
                     hi[i] = first ? 0.0f : a[2 * i + 1];
                 }
-                if (direct && run_count[b] == 1 && run_len[b * NR] == NR) {
-                    /* a 1x1's block of NR pixels of one plane, row k of its
-                     * columns read where the input holds it */
+                if (in_place[b]) {
+                    /* a block of NR pixels, row k of its columns read
+                     * where the input holds it: a 1x1's from one plane after
+                     * the other, others where the table's row points */
                     const int r0 = b * NR, plane_in = H * W;
-                    __global const float *src = in + run_base[r0] + run_ih[r0] * W + run_iw[r0] +
-                                                (size_t)k0 * plane_in;
-                    for (int kk = 0; kk < kc; kk++, src += plane_in)
-                        CLNN_MICRO_STEP(CLNN_LOADV(src), CLNN_LOADV(src + VW));
+                    __global const float *src = in + run_base[r0] + run_ih[r0] * W + run_iw[r0];
+                    if (flat) {
+                        src += (size_t)k0 * plane_in;
+                        for (int kk = 0; kk < kc; kk++, src += plane_in)
+                            CLNN_MICRO_STEP(CLNN_LOADV(src), CLNN_LOADV(src + VW));
+                    } else {
+                        for (int kk = 0; kk < kc; kk++) {
+                            const int4 t = ktab[k0 + kk];
+                            __global const float *s = src + t.x + t.y * W + t.z;
+                            CLNN_MICRO_STEP(CLNN_LOADV(s), CLNN_LOADV(s + VW));
+                        }
+                    }
                 } else {
                     for (int kk = 0; kk < kc; kk++)
                         CLNN_MICRO_STEP(pv[2 * kk], pv[2 * kk + 1]);
@@ -202,8 +238,8 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                 const bool whole = run_count[b] == 1 && run_len[r0] == NR;
 #pragma unroll
                 for (int i = 0; i < MR; i++) {
-                    const int c = q * MR + i;
-                    if (c < c0 || c >= c0 + bc)
+                    const int gc = q * MR + i, c = g * Mg + gc;
+                    if (gc < gc0 || gc >= gc1)
                         continue;
                     const float bv = has_bias ? bias[c] : 0.0f;
                     const int plane = c * OH * OW;

@@ -47,6 +47,20 @@ CASES = {
     # GEMM: panels split over work-items
     "gemm_many_panels": conv((2, 5, 13, 1), 70, (3, 1), pads=(1, 0, 1, 0)),
     "dense_gemm": dense(13, 50, 7, activation="relu"),
+    # grouped GEMM (panels group by group): groups of 5 output channels
+    # (fewer than a panel) from 7 input channels, blocks inside rows read in
+    # place, the others packed; of 35 (panels ending one
+    # short, spread over two work-items a group) with a residual; ResNeXt's
+    # groups of 4 and 4; at stride 2
+    # with dilation; a 1x1 read in place; input channels over two KC chunks
+    "grouped_odd": conv((2, 21, 9, 37), 15, 3, groups=3, pads=1),
+    "grouped_panels_residual": conv((1, 10, 5, 3), 70, 3, groups=2, pads=(1, 0, 0, 1), residual=True,
+                                    activation=("clip", 0.0, 6.0)),
+    "grouped_resnext": conv((1, 128, 6, 7), 128, 3, groups=32, pads=1, residual=True),
+    "grouped_stride2_dilated": conv((2, 12, 13, 15), 27, 3, groups=3, stride=2, pads=2, dilation=2,
+                                    activation="tanh"),
+    "grouped_1x1_in_place": conv((2, 24, 5, 13), 36, 1, groups=4, bias=False),
+    "grouped_k_chunks_residual": conv((1, 32, 7, 9), 22, 3, groups=2, pads=1, residual=True),
     # depthwise: channels that are no multiple of a vector, rows that end a
     # vector short, strides 1 and 2, other strides, asymmetric pads,
     # dilation, no bias, relu6 and residual fused, two output channels per
@@ -81,12 +95,12 @@ def test_cases_reach_every_cpu_kernel_path():
     """The cases above run each CPU kernel, Winograd's (both tile sides)
     and the GEMM (its matrix form too, packed and read in place, over
     several KC chunks, and past the accumulators' room where one chunk
-    needs none) with
-    several work-items along both axes of their grids, the depthwise
+    needs none; grouped, over several groups and several work-items in a
+    group, packed and read in place) with several work-items along both axes of their grids, the depthwise
     kernel at strides 1, 2 and 3, with dilation, several passes along rows
     and several work-items along rows and channels, and the row-wise
     pools."""
-    grids, options, flat, chunks, products = {}, set(), set(), set(), set()
+    grids, options, flat, chunks, products, grouped, group_items = {}, set(), set(), set(), set(), set(), set()
     target = Target("cpu", 2)
     blocks = conv_cpu.gemm_blocks(target)
     for name in CASES:
@@ -98,9 +112,16 @@ def test_cases_reach_every_cpu_kernel_path():
             flat.add((launch.args.get("flat"), launch.args.get("direct")))
             chunks.add(-(-launch.args.get("K", 0) // blocks["KC"]))
             products.add(launch.args.get("pb", 0) * launch.args.get("nb", 0))
+            if launch.args.get("Mg", 0) not in (0, launch.args.get("M")):
+                grouped.add(name)
+                group_items.add(launch.args["gi"])
     assert min(grids["clnn_conv_winograd_cpu"]) > 1 and min(grids["clnn_conv_gemm_cpu"]) > 1
-    assert {"-DWT=4", "-DWT=2"} <= options and {(True, True), (True, False), (False, False)} <= flat and max(chunks) > 2
+    assert {"-DWT=4", "-DWT=2"} <= options and max(chunks) > 2
+    assert {(True, True), (True, False), (False, False), (False, True)} <= flat
     assert max(products) > blocks["PBNB"]
+    # grouped: several groups, and several work-items in a group, along axis 1
+    assert {"grouped_odd", "grouped_panels_residual", "grouped_resnext", "grouped_1x1_in_place"} <= grouped
+    assert max(group_items) > 1
     assert min(grids["clnn_conv_depthwise_cpu"][:2]) > 1
     assert {"-DSW=1", "-DSW=2", "-DSW=3", "-DDW=2"} <= options
     assert "clnn_pool_rows_cpu" in grids
@@ -151,6 +172,8 @@ def test_matches_reference(name, device, rng):
 @pytest.mark.parametrize("name", ["winograd_odd", "winograd_2x2_residual_asym", "gemm_5x5_blocks",
                                   "gemm_1x1_vector_stores_residual", "gemm_k_chunks_residual",
                                   "gemm_1x1_in_place_odd", "gemm_1x1_in_place_k_chunks", "dense_gemm",
+                                  "grouped_odd", "grouped_panels_residual", "grouped_resnext",
+                                  "grouped_stride2_dilated", "grouped_1x1_in_place", "grouped_k_chunks_residual",
                                   "avgpool3_vectors_pads", "depthwise_s2_asym_nobias", "depthwise_dilated_residual",
                                   "depthwise_multiplier2", "depthwise_wide_residual_relu6"])
 def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device, rng):
@@ -163,6 +186,8 @@ def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device
 
 @pytest.mark.parametrize("name", ["winograd_odd", "winograd_2x2_residual_asym", "gemm_stride2_wide",
                                   "gemm_k_chunks_residual", "gemm_1x1_in_place_odd", "avgpool3_vectors_pads",
+                                  "grouped_odd", "grouped_panels_residual", "grouped_stride2_dilated",
+                                  "grouped_1x1_in_place",
                                   "depthwise_s1_relu6",
                                   "depthwise_s2_asym_nobias", "depthwise_multiplier2", "depthwise_rows_split"])
 def test_every_slice_equals_the_whole(name, pair, rng, monkeypatch):

@@ -4,7 +4,8 @@ optional bias, fused activation and fused residual add; ONNX Conv.
 Ungrouped convolutions run as an implicit GEMM (``gemm_launches``, which
 Dense shares), on GPUs 3x3 stride-1 ones with enough channels as Winograd
 (winograd.py), on CPUs the GEMM and Winograd of conv_cpu.py; depthwise
-ones on CPUs by conv_depthwise.py; other grouped ones as a direct loop.
+ones on CPUs by conv_depthwise.py, other grouped ones by the CPU GEMM (its
+panels group by group); grouped ones on GPUs as a direct loop.
 GPU tiles and the CPU blocking come from the target's tuning
 (clnn.ops.tuning)."""
 
@@ -57,17 +58,20 @@ def ktab(cin, in_h, in_w, kh, kw, dilation=(1, 1)):
     return np.ascontiguousarray(table.reshape(-1, 4), dtype=np.int32)
 
 
-def gemm_params(target, flat_weight, bias, table):
-    """Weights (M, K) packed as the GEMM kernel for ``target`` reads them."""
-    packed = page_aligned(flat_weight.T if target.kind == "gpu" else conv_cpu.pack_panels(target, flat_weight))
+def gemm_params(target, flat_weight, bias, table, groups=1):
+    """Weights (M, K) packed as the GEMM kernel for ``target`` reads them
+    (grouped: on CPUs only, K one group's)."""
+    packed = page_aligned(flat_weight.T if target.kind == "gpu" else
+                          conv_cpu.pack_panels(target, flat_weight, groups))
     return {"w": packed, "bias": bias if bias is not None else np.zeros(1, np.float32), "ktab": table}
 
 
-def gemm_launches(target, box, in_shape, out_shape, k, attrs, has_bias, residual, activation):
+def gemm_launches(target, box, in_shape, out_shape, k, attrs, has_bias, residual, activation, groups=1):
     """The launches of the implicit GEMM computing ``box`` of an output of
     ``out_shape`` from an input of ``in_shape``; ``k`` is the GEMM's inner
-    size, ``residual`` an In or None."""
-    _, _, h, w = in_shape
+    size (one group's), ``residual`` an In or None; ``groups`` > 1 on CPUs
+    only."""
+    _, c, h, w = in_shape
     _, m, oh, ow = out_shape
     (sh, sw), (pt, pl) = attrs.stride, attrs.pads[:2]
     pixels = (box.n1 - box.n0) * (box.h1 - box.h0) * ow
@@ -77,7 +81,7 @@ def gemm_launches(target, box, in_shape, out_shape, k, attrs, has_bias, residual
             "pt": pt, "pl": pl}
     if target.kind == "gpu":
         return _gpu_gemm_launches(target, box, pixels, k, args, finish)
-    return [conv_cpu.gemm_launch(target, box, attrs, args)]
+    return [conv_cpu.gemm_launch(target, box, attrs, dict(args, in_gs=c // groups * h * w), groups)]
 
 
 def _gpu_gemm_launches(target, box, pixels, k, args, finish):
@@ -231,17 +235,25 @@ class Conv2d(Layer):
             return 4
         return 1
 
+    def runs_gemm(self, target):
+        """Whether ``target`` runs this layer as the implicit GEMM: ungrouped
+        ones not taken by Winograd, on CPUs grouped ones too, but depthwise
+        ones that conv_depthwise takes."""
+        if winograd.chosen(self, target) or conv_cpu.winograd_tile(self, target):
+            return False
+        return self.groups == 1 or (target.kind == "cpu" and not conv_depthwise.chosen(self, target))
+
     def params(self, target):
         bias = self.bias if self.bias is not None else np.zeros(1, np.float32)
+        if self.runs_gemm(target):
+            _, _, h, w = self.in_shapes[0]
+            table = ktab(self.weight.shape[1], h, w, *self.weight.shape[2:], self.attrs.dilation)
+            return gemm_params(target, self.weight.reshape(self.weight.shape[0], -1), self.bias, table, self.groups)
         if self.groups > 1:
             return {"w": self.weight, "bias": bias}
         if winograd.chosen(self, target):
             return {"u": winograd.transform_weights(self.weight, target.tuning.winograd), "bias": bias}
-        if conv_cpu.winograd_tile(self, target):
-            return {"u": page_aligned(conv_cpu.winograd_weights(self, target)), "bias": bias}
-        _, _, h, w = self.in_shapes[0]
-        table = ktab(self.weight.shape[1], h, w, *self.weight.shape[2:], self.attrs.dilation)
-        return gemm_params(target, self.weight.reshape(self.weight.shape[0], -1), self.bias, table)
+        return {"u": page_aligned(conv_cpu.winograd_weights(self, target)), "bias": bias}
 
     def launches(self, target, box):
         residual = In(1) if self.has_residual else None
@@ -251,9 +263,9 @@ class Conv2d(Layer):
             return [conv_cpu.winograd_launch(self, target, box)]
         if conv_depthwise.chosen(self, target):
             return [conv_depthwise.launch(self, target, box)]
-        if self.groups == 1:
+        if self.runs_gemm(target):
             return gemm_launches(target, box, self.in_shapes[0], self.out_shape, self.weight[0].size, self.attrs,
-                                 self.bias is not None, residual, self.activation)
+                                 self.bias is not None, residual, self.activation, self.groups)
         _, _, h, w = self.in_shapes[0]
         _, m, oh, ow = self.out_shape
         (kh, kw), (sh, sw), (dh, dw) = self.attrs.kernel, self.attrs.stride, self.attrs.dilation

@@ -1,13 +1,15 @@
-"""How ungrouped convolutions (and Dense layers past the GEMV batch) run on
-CPUs: which kernel, how its weights are packed, how it is blocked and
-launched. The choice depends on the layer's shape and the target only, so
-every box of a layer runs the same kernel on the same packed weights.
+"""How convolutions other than depthwise ones (and Dense layers past the
+GEMV batch) run on CPUs: which kernel, how its weights are packed, how it
+is blocked and launched. The choice depends on the layer's shape and the
+target only, so every box of a layer runs the same kernel on the same
+packed weights.
 
 - Winograd (kernels/conv_winograd_cpu.cl): 3x3, stride 1, dilation 1, in
   4x4 output tiles (F(4x4, 3x3)) or, on maps too small to fill the
   kernel's vectors of tiles with those, 2x2 tiles (F(2x2, 3x3)).
 - GEMM (kernels/conv_cpu.cl): any other convolution, as an implicit GEMM
-  over im2col columns packed per work-item.
+  over im2col columns packed per work-item; grouped ones in one launch,
+  their weights in panels of one group each.
 
 Both launch work-groups of one work-item over a 2-D grid: axis 0 blocks of
 pixels (GEMM) or of tiles (Winograd), axis 1 groups of ``pb`` panels of MR
@@ -65,19 +67,23 @@ def winograd_blocks(target):
     return target.tuning.cpu_blocks.for_width(target.vector_width)[1]
 
 
-def pack_panels(target, flat):
+def pack_panels(target, flat, groups=1):
     """(M, K) weights as the GEMM reads them: panels of MR rows, k-major,
-    [panel][k][i], zero rows past M; written straight into page-aligned
-    memory (no intermediate copy of the weights)."""
+    [panel][k][i], each group's M / groups rows in panels of their own (zero
+    rows past them); written straight into page-aligned memory (no
+    intermediate copy of the weights)."""
     mr = gemm_blocks(target)["MR"]
     m, k = flat.shape
-    panels = aligned_empty(ceil_div(m, mr) * k * mr).reshape(-1, k, mr)
-    full = m // mr
-    panels[:full] = flat[:full * mr].reshape(full, mr, k).transpose(0, 2, 1)
-    if full < len(panels):
-        panels[full] = 0
-        panels[full, :, :m - full * mr] = flat[full * mr:].T
-    return panels
+    mg = m // groups
+    gp = ceil_div(mg, mr)
+    panels = aligned_empty(groups * gp * k * mr).reshape(groups, gp, k, mr)
+    full = mg // mr
+    for group, rows in zip(panels, flat.reshape(groups, mg, k)):
+        group[:full] = rows[:full * mr].reshape(full, mr, k).transpose(0, 2, 1)
+        if full < gp:
+            group[full] = 0
+            group[full, :, :mg - full * mr] = rows[full * mr:].T
+    return panels.reshape(-1, k, mr)
 
 
 def winograd_weights(layer, target):
@@ -102,17 +108,18 @@ def winograd_weights(layer, target):
     return u
 
 
-def _work_split(target, blocks, panels, most_blocks, most_product):
-    """(blocks per work-item, panels per work-item): as many panels as the
-    work-item holds (they share its packed pixels or transformed tiles, the
-    costlier reuse), then as many blocks as fit beside them (blocks x
-    panels <= most_product); while that leaves fewer than ITEMS_PER_CORE
-    work-items per compute unit, halving the blocks, then the panels down to
-    SPLIT_PANELS, and below it where the work-items still fit one per
-    compute unit. Both are then evened out over their work-items."""
+def _work_split(target, blocks, panels, most_blocks, most_product, groups=1):
+    """(blocks per work-item, panels per work-item) of ``panels`` in each
+    of ``groups`` groups: as many panels as the work-item holds (they share
+    its packed pixels or transformed tiles, the costlier reuse), then as
+    many blocks as fit beside them (blocks x panels <= most_product); while
+    that leaves fewer than ITEMS_PER_CORE work-items per compute unit,
+    halving the blocks, then the panels down to SPLIT_PANELS, and below it
+    where the work-items still fit one per compute unit. Both are then
+    evened out over their work-items."""
     pb = min(panels, most_product)
     nb = min(most_blocks, blocks, max(most_product // pb, 1))
-    while ceil_div(blocks, nb) * ceil_div(panels, pb) < ITEMS_PER_CORE * target.compute_units and \
+    while ceil_div(blocks, nb) * ceil_div(panels, pb) * groups < ITEMS_PER_CORE * target.compute_units and \
             (nb > 1 or pb > SPLIT_PANELS):
         if nb > 1:
             nb = ceil_div(nb, 2)
@@ -121,7 +128,7 @@ def _work_split(target, blocks, panels, most_blocks, most_product):
     # still fewer work-items than cores (a deep layer on a small map at batch
     # 1 on many cores): fewer panels each, as many work-items as fit one
     # round, shrink every core's work whatever the repeated packing
-    slots = target.compute_units // ceil_div(blocks, nb)
+    slots = target.compute_units // (ceil_div(blocks, nb) * groups)
     if slots > ceil_div(panels, pb):
         pb = ceil_div(panels, slots)
     return ceil_div(blocks, ceil_div(blocks, nb)), ceil_div(panels, ceil_div(panels, pb))
@@ -137,22 +144,38 @@ def _panels(box, mr):
     return ceil_div(box.c1, mr) - box.c0 // mr
 
 
-def gemm_launch(target, box, attrs, args):
+def _group_panels(box, mg, mr):
+    """(groups of mg output channels that box's channels touch, the most
+    panels of mr channels, aligned to its group's first channel, that box
+    touches in one of them)."""
+    first, last = box.c0 // mg, (box.c1 - 1) // mg
+    most = max(ceil_div(min(box.c1 - g * mg, mg), mr) - max(box.c0 - g * mg, 0) // mr
+               for g in {first, min(first + 1, last), last})
+    return last - first + 1, most
+
+
+def gemm_launch(target, box, attrs, args, groups=1):
     """The CPU GEMM's launch for ``box``; ``args``: the arguments that the
-    GEMM kernels share (clnn.ops.conv.gemm_launch)."""
+    GEMM kernels share (clnn.ops.conv.gemm_launch); ``groups``: the
+    convolution's groups, whose panels stay apart (none crosses a group)."""
     b = gemm_blocks(target)
+    mg = args["M"] // groups
     pixel_blocks = ceil_div(args["P"], 2 * target.vector_width)
-    panels = _panels(box, b["MR"])
+    touched, panels = _group_panels(box, mg, b["MR"])
     # sums outlive a chunk of K only where K takes several: one chunk ends
     # each micro-tile at once and leaves the accumulators' room unused
     most_product = b["PBNB"] if args["K"] > b["KC"] else b["NB"] * panels
-    nb, pb = _work_split(target, pixel_blocks, panels, b["NB"], most_product)
+    nb, pb = _work_split(target, pixel_blocks, panels, b["NB"], most_product, touched)
     # a 1x1 stride-1 unpadded convolution reads its input plane as a matrix
     flat = tuple(attrs.kernel) == (1, 1) and attrs.stride == (1, 1) and not any(attrs.pads)
-    direct = flat and pb * b["MR"] <= DIRECT_CHANNELS
-    size = (ceil_div(pixel_blocks, nb), ceil_div(panels, pb))
+    # grouped stride-1 ones read in place too (their few panels per group
+    # would use packed columns too few times to repay the copy)
+    direct = (flat or (groups > 1 and attrs.stride[1] == 1)) and pb * b["MR"] <= DIRECT_CHANNELS
+    gi = ceil_div(panels, pb)
+    size = (ceil_div(pixel_blocks, nb), touched * gi)
     return Launch("clnn_conv_gemm_cpu", size, (1, 1),
-                  dict(args, wpk=Param("w"), flat=flat, direct=direct, pb=pb, nb=nb), _options(target, b))
+                  dict(args, wpk=Param("w"), Mg=mg, gp=ceil_div(mg, b["MR"]), gi=gi, flat=flat, direct=direct,
+                       pb=pb, nb=nb), _options(target, b))
 
 
 def winograd_launch(layer, target, box):
