@@ -49,10 +49,10 @@ CASES = {
     "dense_gemm": dense(13, 50, 7, activation="relu"),
     # grouped GEMM (panels group by group): groups of 5 output channels
     # (fewer than a panel) from 7 input channels, blocks inside rows read in
-    # place, the others packed; of 35 (panels ending one
-    # short, spread over two work-items a group) with a residual; ResNeXt's
-    # groups of 4 and 4; at stride 2
-    # with dilation; a 1x1 read in place; input channels over two KC chunks
+    # place, the others packed; of 35 (panels ending one short, spread over
+    # two work-items a group) with a residual; ResNeXt's groups of 4 and 4;
+    # at stride 2 with dilation; a 1x1 read in place; input channels over
+    # two KC chunks
     "grouped_odd": conv((2, 21, 9, 37), 15, 3, groups=3, pads=1),
     "grouped_panels_residual": conv((1, 10, 5, 3), 70, 3, groups=2, pads=(1, 0, 0, 1), residual=True,
                                     activation=("clip", 0.0, 6.0)),
@@ -96,10 +96,10 @@ def test_cases_reach_every_cpu_kernel_path():
     and the GEMM (its matrix form too, packed and read in place, over
     several KC chunks, and past the accumulators' room where one chunk
     needs none; grouped, over several groups and several work-items in a
-    group, packed and read in place) with several work-items along both axes of their grids, the depthwise
-    kernel at strides 1, 2 and 3, with dilation, several passes along rows
-    and several work-items along rows and channels, and the row-wise
-    pools."""
+    group, packed and read in place) with several work-items along both
+    axes of their grids, the depthwise kernel at strides 1, 2 and 3, with
+    dilation, several passes along rows and several work-items along rows
+    and channels, and the row-wise pools."""
     grids, options, flat, chunks, products, grouped, group_items = {}, set(), set(), set(), set(), set(), set()
     target = Target("cpu", 2)
     blocks = conv_cpu.gemm_blocks(target)

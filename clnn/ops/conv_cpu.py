@@ -139,7 +139,7 @@ def _options(target, blocks, *extra):
             *(f"-D{k}={v}" for k, v in sorted(blocks.items())))
 
 
-def _panels(box, mr):
+def box_panels(box, mr):
     """Panels of mr output channels (aligned to channel 0) that box's channels touch."""
     return ceil_div(box.c1, mr) - box.c0 // mr
 
@@ -187,11 +187,12 @@ def winograd_launch(layer, target, box):
     bn = box.n1 - box.n0
     top = box.h0 // side * side
     tile_blocks = ceil_div(bn * ceil_div(box.h1 - top, side) * ceil_div(ow, side), 2 * target.vector_width)
-    tb, pb = _work_split(target, tile_blocks, _panels(box, b["MR"]), b["TB"], b["TPB"])
+    panels = box_panels(box, b["MR"])
+    tb, pb = _work_split(target, tile_blocks, panels, b["TB"], b["TPB"])
     args = {"out": OUT, "in": In(0), "u": Param("u"), "bias": Param("bias"),
             "res": In(1) if layer.has_residual else OUT, "M": m, "C": c, "H": h, "W": w, "OH": oh, "OW": ow,
             "pt": layer.attrs.pads[0], "pl": layer.attrs.pads[1], **box_args(box), "bn": bn,
             **activation_args(layer.activation), "has_bias": layer.bias is not None,
             "has_res": layer.has_residual, "tb": tb, "pb": pb}
-    size = (ceil_div(tile_blocks, tb), ceil_div(_panels(box, b["MR"]), pb))
+    size = (ceil_div(tile_blocks, tb), ceil_div(panels, pb))
     return Launch("clnn_conv_winograd_cpu", size, (1, 1), args, _options(target, b, f"-DWT={side}"))

@@ -100,7 +100,7 @@ class Dense(Layer):
             if target.kind == "cpu" and bn <= GEMV_MAX_BATCH["cpu"]:
                 # a few items of a larger batch: stream the GEMM's packed panels once
                 mr = conv_cpu.gemm_blocks(target)["MR"]
-                return [Launch("clnn_gemv_panels_cpu", (ceil_div(box.c1, mr) - box.c0 // mr,), (1,), args,
+                return [Launch("clnn_gemv_panels_cpu", (conv_cpu.box_panels(box, mr),), (1,), args,
                                ("-cl-mad-enable", f"-DMR={mr}", f"-DNB={GEMV_MAX_BATCH['cpu']}"))]
             return gemm_launches(target, box, self.in_shapes[0], self.out_shape, k, _ONE_BY_ONE,
                                  self.bias is not None, None, self.activation)
