@@ -5,6 +5,7 @@ import pytest
 import clnn
 from clnn.runtime import selector
 from clnn.runtime.device import Device
+from clnn.runtime.pocl_threads import pin_pocl_threads
 
 
 def test_contract_fields(devices):
@@ -94,3 +95,50 @@ def test_cli_lists_devices(capsys):
     for d in clnn.devices():
         assert d.id in out
     assert "unified_memory=" in out
+
+
+# PoCL's worker threads pinned, one per core -------------------------------------------
+def test_pocl_threads_are_pinned_where_the_process_may_use_every_core():
+    environ = {}
+    assert pin_pocl_threads(environ, allowed_cores={0, 1, 2, 3}, cores=4)
+    assert environ == {"POCL_AFFINITY": "1"}
+    environ = {"POCL_MAX_PTHREAD_COUNT": "2"}
+    assert pin_pocl_threads(environ, allowed_cores=range(4), cores=4)
+    assert environ["POCL_AFFINITY"] == "1"
+
+
+@pytest.mark.parametrize("environ, allowed, why", [
+    ({"POCL_AFFINITY": "0"}, range(4), "the user's choice stands"),
+    ({"POCL_AFFINITY": "1"}, range(4), "already set"),
+    ({}, {2, 3}, "PoCL would pin threads 0 and 1 to cores the process may not use"),
+    ({}, {0, 1, 2}, "one core is outside the process's set"),
+    ({"POCL_MAX_PTHREAD_COUNT": "8"}, range(4), "more threads than cores"),
+    ({"POCL_MAX_PTHREAD_COUNT": "many"}, range(4), "a thread count PoCL would not read as one"),
+])
+def test_pocl_threads_stay_as_they_are(environ, allowed, why):
+    before = dict(environ)
+    assert not pin_pocl_threads(environ, allowed_cores=allowed, cores=4), why
+    assert environ == before, why
+
+
+def test_discovery_pins_pocl_threads_unless_told_otherwise(tmp_path):
+    """In a fresh process (PoCL reads the variable when it starts its
+    threads), listing the devices sets POCL_AFFINITY=1 where this process may
+    use every core, and leaves a value the user set. (Every other test runs
+    on the pinned threads.)"""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = "import os, clnn; clnn.devices(); print(os.environ.get('POCL_AFFINITY', 'unset'))"
+    every_core = hasattr(os, "sched_getaffinity") and os.sched_getaffinity(0) == set(range(os.cpu_count()))
+    root = str(Path(clnn.__file__).resolve().parent.parent)
+    for preset, expected in ((None, "1" if every_core else "unset"), ("0", "0")):
+        env = {k: v for k, v in os.environ.items() if k != "POCL_AFFINITY"}
+        env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+        if preset is not None:
+            env["POCL_AFFINITY"] = preset
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                             cwd=tmp_path, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.split()[-1:] == [expected], out.stdout

@@ -11,6 +11,7 @@ from ..errors import DeviceError
 from ..sources import load_source
 from .backend import Backend, Context
 from .device import Device
+from .pocl_threads import pin_pocl_threads
 
 log = logging.getLogger("clnn")
 
@@ -69,6 +70,7 @@ class OpenCLBackend(Backend):
     name = "opencl"
 
     def _discover(self):
+        pin_pocl_threads()  # before the first platform query, where PoCL reads it
         try:
             platforms = cl.get_platforms()
         except cl.Error as exc:  # no ICD loader entries at all
