@@ -168,3 +168,99 @@ void clnn_conv_depthwise_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const 
         }
     }
 }
+
+/* Small planes (stride 1, dilation 1): rows of fewer columns than a few
+ * vectors leave most lanes of the kernel above idle and its row copies and
+ * stores lane by lane. Here one work-item takes rows ra..rz of channels
+ * ca..cz of one batch item as flat runs: it copies the in_rows = rows + KH - 1
+ * input rows its output rows read into private memory at a pitch of
+ * OW + KW - 1 floats (the left and right padding as zero columns, zero
+ * rows outside the input), where output (r, x) at flat position
+ * q = r * pitch + x sums in[q + kh * pitch + kw] over the window: vectors of VW
+ * consecutive q, one load per tap whatever the row boundaries, the lanes at
+ * x >= OW computed and dropped. The rows are then packed to their OW
+ * columns and stored as the output holds them, a run of rows * OW floats of
+ * one channel: whole vectors, the last one ending at the run's end
+ * (overlapping the one before with the same values). FLAT_FLOATS bounds
+ * in_rows * pitch (the host picks this kernel where it fits). */
+#ifndef FLAT_FLOATS
+#define FLAT_FLOATS 2048
+#endif
+
+__kernel CLNN_WORK_GROUP(1, 1, 1)
+void clnn_conv_depthwise_flat_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float *w,
+                                  __global const float *bias, CLNN_CTENSOR(res),
+                                  const int H, const int W, const int OH, const int OW, const int pt,
+                                  const int pl, const int mult, const int n0, const int c0, const int h0,
+                                  const int bc, const int bh, const int act, const float alpha,
+                                  const float beta, const int has_bias, const int has_res, const int cb,
+                                  const int rb)
+{
+    /* padded input rows; sums at the padded pitch; the same packed to OW
+     * columns (each with a vector's slack: whole vectors run past the end) */
+    floatv pad_v[(FLAT_FLOATS + 2 * VW) / VW], sums_v[(FLAT_FLOATS + 2 * VW) / VW], packed_v[(FLAT_FLOATS + VW) / VW];
+    float *pad = (float *)pad_v, *sums = (float *)sums_v, *packed = (float *)packed_v;
+    const int n = n0 + get_global_id(2);
+    const int ca = c0 + get_global_id(1) * cb, cz = min(ca + cb, c0 + bc);
+    const int ra = h0 + get_global_id(0) * rb, rz = min(ra + rb, h0 + bh);
+    const int rows = rz - ra, pitch = OW + KW - 1, in_rows = rows + KH - 1;
+    /* flat positions whose sums are kept, in whole vectors (packing reads
+     * up to a vector past the last row's OW columns) */
+    const int positions = (rows - 1) * pitch + (OW + VW - 1) / VW * VW;
+    const int total = rows * OW;
+
+    for (int i = 0; i < in_rows * pitch + 2 * VW; i++)
+        pad[i] = 0.0f;
+    for (int c = ca; c < cz; c++) {
+        float wk[KH * KW];
+        for (int t = 0; t < KH * KW; t++)
+            wk[t] = w[c * KH * KW + t];
+        const float bv = has_bias ? bias[c] : 0.0f;
+        __global const float *src = in + in_off + n * in_ns + c / mult * H * W;
+        /* input columns 0..W of row ih go to pad[j * pitch + pl ..]; the
+         * columns outside stay zero from the start, rows outside are zeroed */
+        for (int j = 0; j < in_rows; j++) {
+            const int ih = ra - pt + j;
+            float *d = pad + j * pitch + pl;
+            if (ih >= 0 && ih < H) {
+                /* a row of at least a vector as whole vectors, the last
+                 * ending at the row's end; a shorter one float by float
+                 * (a vector would read past the input's last row) */
+                __global const float *row = src + ih * W;
+                int x = 0;
+                for (; x + VW <= W; x += VW)
+                    CLNN_STOREPV(d + x, CLNN_LOADV(row + x));
+                if (x < W && W >= VW)
+                    CLNN_STOREPV(d + W - VW, CLNN_LOADV(row + W - VW));
+                else
+                    for (; x < W; x++)
+                        d[x] = row[x];
+            } else {
+                for (int x = 0; x < pitch - pl; x++)
+                    d[x] = 0.0f;
+            }
+        }
+        for (int q = 0; q < positions; q += VW) {
+            floatv acc = 0.0f;
+#pragma unroll
+            for (int kh = 0; kh < KH; kh++)
+#pragma unroll
+                for (int kw = 0; kw < KW; kw++)
+                    acc += wk[kh * KW + kw] * CLNN_LOADPV(pad + q + kh * pitch + kw);
+            CLNN_STOREPV(sums + q, acc);
+        }
+        for (int r = 0; r < rows; r++)
+            for (int x = 0; x < OW; x += VW)
+                CLNN_STOREPV(packed + r * OW + x, CLNN_LOADPV(sums + r * pitch + x));
+        __global float *o = out + CLNN_AT(out, n, c, ra, 0, OH, OW);
+        __global const float *rs = has_res ? res + CLNN_AT(res, n, c, ra, 0, OH, OW) : 0;
+        if (total < VW) {
+            clnn_finish_store(o, packed, total, bv, rs, act, alpha, beta);
+            continue;
+        }
+        for (int i = 0; i < total; i += VW) {
+            const int at = i + VW > total ? total - VW : i;
+            CLNN_STOREV(o + at, clnn_finishv(CLNN_LOADPV(packed + at), bv, has_res ? rs + at : 0, act, alpha, beta));
+        }
+    }
+}

@@ -74,6 +74,14 @@ CASES = {
                                           activation=("clip", 0.0, 6.0)),
     "depthwise_stride3": conv((1, 4, 11, 17), 4, (3, 2), groups=4, stride=3, pads=(1, 0, 0, 1)),
     "depthwise_rows_split": conv((1, 2, 37, 9), 2, 3, groups=2, pads=1, stride=(2, 1)),
+    # depthwise on small planes (stride 1): the flat kernel, rows at a padded
+    # pitch; a run shorter than a vector, asymmetric pads and a 5x5 window with
+    # two output channels per input channel, planes split into rows
+    "depthwise_flat_7x7_residual_relu6": conv((2, 11, 7, 7), 11, 3, groups=11, pads=1, residual=True,
+                                              activation=("clip", 0.0, 6.0)),
+    "depthwise_flat_tiny_nobias": conv((1, 5, 2, 3), 5, 3, groups=5, pads=1, bias=False, activation=None),
+    "depthwise_flat_5x5_multiplier2": conv((1, 4, 9, 13), 8, 5, groups=4, pads=(2, 1, 1, 3), activation="tanh"),
+    "depthwise_flat_rows_split": conv((1, 3, 14, 14), 3, 3, groups=3, pads=1),
     # pools: 8 outputs at a time at stride 2, then the rest one by one
     "maxpool2_vectors": pool((1, 3, 9, 40), "max", kernel=2, stride=2),
     "avgpool3_vectors_pads": pool((2, 2, 11, 50), "avg", kernel=3, stride=2, pads=1, count_include_pad=True),
@@ -123,6 +131,7 @@ def test_cases_reach_every_cpu_kernel_path():
     assert {"grouped_odd", "grouped_panels_residual", "grouped_resnext", "grouped_1x1_in_place"} <= grouped
     assert max(group_items) > 1
     assert min(grids["clnn_conv_depthwise_cpu"][:2]) > 1
+    assert min(grids["clnn_conv_depthwise_flat_cpu"][:2]) > 1
     assert {"-DSW=1", "-DSW=2", "-DSW=3", "-DDW=2"} <= options
     assert "clnn_pool_rows_cpu" in grids
 
@@ -175,7 +184,9 @@ def test_matches_reference(name, device, rng):
                                   "grouped_odd", "grouped_panels_residual", "grouped_resnext",
                                   "grouped_stride2_dilated", "grouped_1x1_in_place", "grouped_k_chunks_residual",
                                   "avgpool3_vectors_pads", "depthwise_s2_asym_nobias", "depthwise_dilated_residual",
-                                  "depthwise_multiplier2", "depthwise_wide_residual_relu6"])
+                                  "depthwise_multiplier2", "depthwise_wide_residual_relu6",
+                                  "depthwise_flat_7x7_residual_relu6", "depthwise_flat_tiny_nobias",
+                                  "depthwise_flat_5x5_multiplier2", "depthwise_flat_rows_split"])
 def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device, rng):
     """Slices on one device with resident buffers (only each slice's input
     box is copied in), on vectors of 8 floats (AVX2) and 16 (AVX-512:
@@ -189,7 +200,8 @@ def test_split_on_one_device_reads_only_its_input_box(name, vector_width, device
                                   "grouped_odd", "grouped_panels_residual", "grouped_stride2_dilated",
                                   "grouped_1x1_in_place",
                                   "depthwise_s1_relu6",
-                                  "depthwise_s2_asym_nobias", "depthwise_multiplier2", "depthwise_rows_split"])
+                                  "depthwise_s2_asym_nobias", "depthwise_multiplier2", "depthwise_rows_split",
+                                  "depthwise_flat_7x7_residual_relu6", "depthwise_flat_5x5_multiplier2"])
 def test_every_slice_equals_the_whole(name, pair, rng, monkeypatch):
     """Slices at any row (not only whole 4-row Winograd tiles), channel or
     batch item compute exactly what the whole layer does."""
