@@ -45,6 +45,15 @@
 #define CLNN_NOINLINE __attribute__((noinline))  /* a function kept out of line */
 #endif
 
+/* a hint to fetch the cache line at p (it never faults); PoCL's clang turns
+ * it into the CPU's prefetch instruction. Simulators, which cannot run it,
+ * build with CLNN_NO_PREFETCH (clnn.runtime.opencl), CUDA ignores it. */
+#if defined(CLNN_NO_PREFETCH) || defined(CLNN_CUDA)
+#define CLNN_PREFETCH(p) ((void)(p))
+#else
+#define CLNN_PREFETCH(p) __builtin_prefetch(p)
+#endif
+
 /* Fused activations, picked per layer by an int argument (the codes of
  * clnn.ops.base.ACTIVATIONS); alpha and beta are their parameters. NaN
  * passes through every one of them (ThresholdedRelu makes it 0), as in

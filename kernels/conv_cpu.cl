@@ -59,6 +59,10 @@
 #ifndef PBNB
 #define PBNB 8
 #endif
+/* rows of the im2col table ahead of the copy whose input it prefetches */
+#ifndef PREFETCH_ROWS
+#define PREFETCH_ROWS 8
+#endif
 
 #define NR (2 * VW)
 
@@ -165,6 +169,16 @@ void clnn_conv_gemm_cpu(CLNN_TENSOR(out), CLNN_CTENSOR(in), __global const float
                         lo = lo < hi ? lo : hi;
                     }
                     __global const float *src = in + run_base[r] + t.x + ih * W + iw;
+                    if (kk + PREFETCH_ROWS < kc) {
+                        /* the run's row PREFETCH_ROWS rows of the table on:
+                         * a 1x1's next planes are far apart, and waiting for
+                         * each row in turn left the copy bound by latency */
+                        const int4 ahead = ktab[k0 + kk + PREFETCH_ROWS];
+                        __global const float *next = in + run_base[r] + ahead.x + (run_ih[r] + ahead.y) * W +
+                                                     run_iw[r] + ahead.z;
+                        for (int j = 0; j < len * sw; j += 16)   /* 16 floats: a 64-byte line */
+                            CLNN_PREFETCH(next + j);
+                    }
                     for (int j = 0; j < lo; j++)
                         d[j] = 0.0f;
                     if (sw == 1) {

@@ -158,6 +158,8 @@ class OpenCLContext(Context):
                         np.ascontiguousarray(array), is_blocking=True)
 
     def _build(self, source, options):
+        if any(d.simulator for d in self.devices):
+            options = (*options, "-DCLNN_NO_PREFETCH")   # Oclgrind cannot run prefetch hints
         try:
             return cl.Program(self.cl, load_source(source)).build(options=list(options))
         except cl.Error as exc:
